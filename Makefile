@@ -12,10 +12,19 @@ TSX := node --import tsx
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext \
 	--enable-mutable-globals --enable-nontrapping-float-to-int
 PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
+# Debian packages the tests and the demo run for real (Prometheus and promtool, ...).
+APT_PACKAGES := prometheus
 
-.PHONY: deps build debug test test-unit test-integration demo bench image clean
+.PHONY: deps system-deps build debug test test-unit test-integration demo bench image clean
 
-deps: $(NPM_STAMP) $(ENVOY)
+deps: $(NPM_STAMP) $(ENVOY) system-deps
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "== apt: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 $(NPM_STAMP): package.json package-lock.json $(wildcard patches/*.patch)
 	@echo "== npm: installing pinned packages and patching the SDK"
@@ -54,3 +63,12 @@ demo: deps build
 
 clean:
 	rm -rf build
+
+# OCI image (Istio WasmPlugin "compat" variant, built twice to prove it is reproducible):
+# build/oci/, build/image.digest, build/image.ref. REGISTRY=host:port also pushes and checks
+# the registry's digest.
+image: $(NPM_STAMP) build/plugin.wasm
+	@command -v buildah >/dev/null && command -v skopeo >/dev/null || { \
+	  echo "== apt: installing buildah and skopeo"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah skopeo; }
+	$(TSX) tools/image.ts

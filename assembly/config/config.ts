@@ -16,6 +16,8 @@ export class PluginConfig {
   reporter: ReporterMode = ReporterMode.Auto;
   /** Upper bound on distinct label tuples per VM; further tuples go to an overflow series. */
   maxSeries: i32 = 10000;
+  /** Istio sets this on inbound and gateway listeners: no Host header as destination_service. */
+  disableHostHeaderFallback: bool = false;
 }
 
 export class ConfigResult {
@@ -60,6 +62,9 @@ export function parseConfig(text: string): ConfigResult {
       else if (r == "source") config.reporter = ReporterMode.Source;
       else if (r == "destination") config.reporter = ReporterMode.Destination;
       else return refuse(result, key, value, "unknown reporter '" + r + "' (expected UNSPECIFIED, SERVER_GATEWAY, source, destination or waypoint)");
+    } else if (key == "disable_host_header_fallback") {
+      if (value.kind != JsonKind.Bool) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
+      config.disableHostHeaderFallback = value.boolValue;
     } else if (key == "max_series") {
       const n = integerIn(value, 1, 1000000);
       if (n < 0) return refuse(result, key, value, "expected an integer from 1 to 1000000");

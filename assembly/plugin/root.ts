@@ -1,17 +1,31 @@
 // The plugin's root context: one per plugin configuration in each VM. It owns the parsed
-// configuration and the metric cache, and creates a stream context per request.
+// configuration, the local identity, the peer cache and the metric cache, and creates a stream
+// context per request.
 import { Context, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
-import { BufferType, getBufferBytes, getPropertyString, log, LogLevel, MetricType } from "../sdk/host";
+import {
+  BufferType, defineMetric, getBufferBytes, getPropertyString, incrementMetric, log, LogLevel, MetricType,
+} from "../sdk/host";
 import { parseConfig, PluginConfig, ReporterMode } from "../config/config";
 import { MetricFamily, SeriesCache } from "../stats/registry";
-import { encodeTags } from "../stats/names";
 import { HTTP_LABEL_COUNT, LABEL_NAMES } from "../stats/labels";
+import { PeerCache } from "../peer/cache";
+import { WorkloadInfo, workloadFromStruct } from "../peer/workload";
+import { base64Decode } from "../peer/base64";
+import { decodeStruct } from "../peer/struct";
+import { defineHeapGauge } from "../sdk/memory";
+import { LocalIdentity, readLocalIdentity } from "./identity";
 import { PLUGIN_ROOT_ID } from "./properties";
 import { HttpStream } from "./http";
 
+/** Longest x-envoy-peer-metadata value decoded; longer ones are refused as invalid. */
+const MAX_PEER_METADATA_BYTES = 16384;
+
 export class TelemetryRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
+  local: LocalIdentity = new LocalIdentity();
+  peers: PeerCache = new PeerCache();
   httpSeries: SeriesCache | null = null;
+  private invalidPeerMetadataId: i64 = -1;
 
   createContext(context_id: u32): Context {
     return new HttpStream(context_id, this);
@@ -33,8 +47,39 @@ export class TelemetryRoot extends RootContext {
       else if (rootId == "stats_inbound") config.reporter = ReporterMode.Destination;
     }
     this.config = config;
-    this.httpSeries = new SeriesCache(httpFamilies(), config.maxSeries, overflowTags(HTTP_LABEL_COUNT));
+    this.local = readLocalIdentity();
+    this.httpSeries = new SeriesCache(httpFamilies(), LABEL_NAMES, HTTP_LABEL_COUNT, config.maxSeries);
+    this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
+    defineHeapGauge();
+    const w = this.local.workload;
+    log(LogLevel.Info, "configured: workload " + w.workloadName + "." + w.namespace + ", node " + this.local.nodeId);
     return true;
+  }
+
+  /**
+   * The peer a metadata-exchange header describes, decoded once per peer id. A malformed
+   * value yields null (labels become unknown) and is counted; it never fails the request.
+   */
+  decodePeer(id: ArrayBuffer | null, metadata: ArrayBuffer): WorkloadInfo | null {
+    const key = id === null ? "" : String.UTF8.decode(id);
+    if (key.length > 0) {
+      const cached = this.peers.get(key);
+      if (cached !== null) return cached;
+    }
+    let peer: WorkloadInfo | null = null;
+    if (metadata.byteLength <= MAX_PEER_METADATA_BYTES) {
+      const bytes = base64Decode(String.UTF8.decode(metadata));
+      if (bytes !== null) {
+        const struct = decodeStruct(bytes);
+        if (struct !== null) peer = workloadFromStruct(struct);
+      }
+    }
+    if (peer === null) {
+      if (this.invalidPeerMetadataId >= 0) incrementMetric(<u32>this.invalidPeerMetadataId, 1);
+      return null;
+    }
+    if (key.length > 0) this.peers.put(key, peer);
+    return peer;
   }
 }
 
@@ -45,10 +90,4 @@ function httpFamilies(): MetricFamily[] {
     new MetricFamily("istio_request_bytes", MetricType.Histogram),
     new MetricFamily("istio_response_bytes", MetricType.Histogram),
   ];
-}
-
-function overflowTags(count: i32): string {
-  const values = new StaticArray<string>(count);
-  for (let i = 0; i < count; i++) values[i] = "overflow";
-  return encodeTags(LABEL_NAMES, values, count);
 }

@@ -1,8 +1,9 @@
 // Metric ids cached by label tuple, as Istio's stats plugin did: a tuple's metrics are defined
 // once (define_metric on first sight) and every later request with the same labels only
 // increments or records. The cache is bounded so a flood of distinct label values cannot grow
-// the VM's memory without limit.
+// the VM's memory without limit: past `maxSeries` tuples, requests go to one overflow series.
 import { defineMetric, MetricType } from "../sdk/host";
+import { encodeTags } from "./names";
 
 export class MetricFamily {
   constructor(
@@ -11,43 +12,49 @@ export class MetricFamily {
   ) {}
 }
 
+// Joins the values of a tuple into its cache key. Sanitized values hold no control
+// characters, so the separator cannot occur inside one.
+const KEY_SEPARATOR = "\u0001";
+
 export class SeriesCache {
   private ids: Map<string, StaticArray<i64>> = new Map();
-  /** Tuples refused because the cache was full; they were reported on the overflow series. */
-  overflows: u64 = 0;
   private overflowIds: StaticArray<i64> | null = null;
+  /** Tuples reported on the overflow series because the cache was full. */
+  overflows: u64 = 0;
 
   constructor(
     readonly families: MetricFamily[],
+    readonly labelNames: StaticArray<string>,
+    readonly labelCount: i32,
     readonly maxSeries: i32,
-    private overflowTags: string,
   ) {}
 
   get size(): i32 {
     return this.ids.size;
   }
 
-  /**
-   * Metric ids (one per family, -1 where the host refused) for an encoded tag prefix as built
-   * by encodeTags.
-   */
-  resolve(tags: string): StaticArray<i64> {
-    if (this.ids.has(tags)) return this.ids.get(tags);
+  /** Metric ids, one per family (-1 where the host refused), for sanitized label values. */
+  resolve(values: StaticArray<string>): StaticArray<i64> {
+    const key = values.join(KEY_SEPARATOR);
+    if (this.ids.has(key)) return this.ids.get(key);
     if (this.ids.size >= this.maxSeries) {
       this.overflows++;
       let ids = this.overflowIds;
       if (ids === null) {
-        ids = this.define(this.overflowTags);
+        const overflow = new StaticArray<string>(this.labelCount);
+        for (let i = 0; i < this.labelCount; i++) overflow[i] = "overflow";
+        ids = this.define(overflow);
         this.overflowIds = ids;
       }
       return ids;
     }
-    const ids = this.define(tags);
-    this.ids.set(tags, ids);
+    const ids = this.define(values);
+    this.ids.set(key, ids);
     return ids;
   }
 
-  private define(tags: string): StaticArray<i64> {
+  private define(values: StaticArray<string>): StaticArray<i64> {
+    const tags = encodeTags(this.labelNames, values, this.labelCount);
     const families = this.families;
     const ids = new StaticArray<i64>(families.length);
     for (let i = 0; i < families.length; i++) {

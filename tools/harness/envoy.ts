@@ -275,7 +275,8 @@ export interface Upstream {
 
 /**
  * A loopback HTTP server standing in for the application. By default it answers 200 with a
- * small body; `/status/<code>` answers with that code, `/bytes/<n>` with n bytes.
+ * small body; `/status/<code>` answers with that code, `/bytes/<n>` with n bytes, and
+ * `/delay/<ms>` after that many milliseconds.
  */
 export async function startUpstream(handler?: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Upstream> {
   const requests: RecordedRequest[] = [];
@@ -306,9 +307,14 @@ function defaultHandler(req: http.IncomingMessage, res: http.ServerResponse): vo
   const url = req.url ?? "/";
   const status = /^\/status\/(\d{3})/.exec(url);
   const bytes = /^\/bytes\/(\d+)/.exec(url);
+  const delay = /^\/delay\/(\d+)/.exec(url);
   const body = bytes ? "x".repeat(Number(bytes[1])) : "ok\n";
-  res.writeHead(status ? Number(status[1]) : 200, { "content-type": "text/plain" });
-  res.end(body);
+  const answer = () => {
+    res.writeHead(status ? Number(status[1]) : 200, { "content-type": "text/plain" });
+    res.end(body);
+  };
+  if (delay) setTimeout(answer, Number(delay[1]));
+  else answer();
 }
 
 export function sleep(ms: number): Promise<void> {
