@@ -2,7 +2,7 @@
 // once (define_metric on first sight) and every later request with the same labels only
 // increments or records. The cache is bounded so a flood of distinct label values cannot grow
 // the VM's memory without limit: past `maxSeries` tuples, requests go to one overflow series.
-import { defineMetric, MetricType } from "../sdk/host";
+import { defineMetric, incrementMetric, MetricType } from "../sdk/host";
 import { encodeTags } from "./names";
 
 export class MetricFamily {
@@ -19,8 +19,8 @@ const KEY_SEPARATOR = "\u0001";
 export class SeriesCache {
   private ids: Map<string, StaticArray<i64>> = new Map();
   private overflowIds: StaticArray<i64> | null = null;
-  /** Tuples reported on the overflow series because the cache was full. */
-  overflows: u64 = 0;
+  /** Counts requests reported on the overflow series, so a cardinality explosion is visible. */
+  private overflowCounterId: i64 = defineMetric(MetricType.Counter, "mesh_telemetry_series_overflow_total");
 
   constructor(
     readonly families: MetricFamily[],
@@ -38,7 +38,7 @@ export class SeriesCache {
     const key = values.join(KEY_SEPARATOR);
     if (this.ids.has(key)) return this.ids.get(key);
     if (this.ids.size >= this.maxSeries) {
-      this.overflows++;
+      if (this.overflowCounterId >= 0) incrementMetric(<u32>this.overflowCounterId, 1);
       let ids = this.overflowIds;
       if (ids === null) {
         const overflow = new StaticArray<string>(this.labelCount);
