@@ -2,7 +2,7 @@
 // it renders configs from the templates in envoy/, picks free loopback ports, starts Envoy,
 // waits for readiness through the admin API, and always cleans up.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,6 +118,11 @@ export interface EnvoyOptions {
   extraStatTags?: string[];
   /** Resolve without waiting for LIVE (for configs expected to fail). */
   allowFailure?: boolean;
+  /**
+   * Serve the listeners through LDS from a file instead of statically, so a test can update
+   * them at run time with Envoy.updateListeners (as a control plane would).
+   */
+  dynamicListeners?: boolean;
 }
 
 export class Envoy {
@@ -168,6 +173,24 @@ export class Envoy {
     throw new Error(`${this.name}: no log line matching ${pattern} within ${timeoutMs} ms\n${this.logs().slice(-3000)}`);
   }
 
+  /**
+   * Replaces the LDS resources (dynamicListeners only) by an atomic rename, which Envoy's file
+   * watch picks up, and waits until Envoy has accepted or rejected the update.
+   */
+  async updateListeners(listeners: any[]): Promise<"accepted" | "rejected"> {
+    const stat = async (name: string) => {
+      const m = new RegExp(`^listener_manager\\.lds\\.${name}: (\\d+)$`, "m").exec(await this.admin("/stats?filter=listener_manager.lds"));
+      return m ? Number(m[1]) : 0;
+    };
+    const [accepted, rejected] = [await stat("update_success"), await stat("update_rejected")];
+    writeLds(this.workDir, listeners);
+    return eventually("LDS update applied or rejected", async () => {
+      if ((await stat("update_rejected")) > rejected) return "rejected" as const;
+      if ((await stat("update_success")) > accepted) return "accepted" as const;
+      return undefined;
+    });
+  }
+
   async stop(): Promise<void> {
     if (this.exitCode === undefined) {
       this.child.kill("SIGTERM");
@@ -197,6 +220,11 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<Envoy> {
   if (opts.flushOnAdmin ?? true) bootstrap.stats_flush_on_admin = true;
 
   const workDir = mkdtempSync(join(tmpdir(), `envoy-${opts.name}-`));
+  if (opts.dynamicListeners) {
+    writeLds(workDir, bootstrap.static_resources.listeners);
+    delete bootstrap.static_resources.listeners;
+    bootstrap.dynamic_resources = { lds_config: { path_config_source: { path: join(workDir, "lds.json") }, resource_api_version: "V3" } };
+  }
   const configPath = join(workDir, "envoy.json");
   const logFile = join(workDir, "envoy.log");
   writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
@@ -230,6 +258,14 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<Envoy> {
   }
   await envoy.stop();
   throw new Error(`${opts.name}: Envoy not LIVE within 30 s\n${envoy.logs().slice(-4000)}`);
+}
+
+// Writes lds.json next to it and renames it into place, the move Envoy's file watch reacts to.
+function writeLds(workDir: string, listeners: any[]): void {
+  const resources = listeners.map((l) => ({ "@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ...l }));
+  const staging = join(workDir, `lds.${Date.now()}.json`);
+  writeFileSync(staging, JSON.stringify({ version_info: String(Date.now()), resources }));
+  renameSync(staging, join(workDir, "lds.json"));
 }
 
 export interface HttpResponse {
