@@ -18,6 +18,8 @@ export class PluginConfig {
   maxSeries: i32 = 10000;
   /** Istio sets this on inbound and gateway listeners: no Host header as destination_service. */
   disableHostHeaderFallback: bool = false;
+  /** How often open TCP connections report their byte deltas (Istio's default: 5 s). */
+  tcpReportingMs: u32 = 5000;
 }
 
 export class ConfigResult {
@@ -65,6 +67,10 @@ export function parseConfig(text: string): ConfigResult {
     } else if (key == "disable_host_header_fallback") {
       if (value.kind != JsonKind.Bool) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
       config.disableHostHeaderFallback = value.boolValue;
+    } else if (key == "tcp_reporting_duration") {
+      const ms = value.kind == JsonKind.String ? parseDurationMs(value.stringValue) : -1;
+      if (ms < 100 || ms > 3600000) return refuse(result, key, value, "expected a duration from \"100ms\" to \"1h\", such as \"5s\"");
+      config.tcpReportingMs = <u32>ms;
     } else if (key == "max_series") {
       const n = integerIn(value, 1, 1000000);
       if (n < 0) return refuse(result, key, value, "expected an integer from 1 to 1000000");
@@ -85,4 +91,25 @@ function integerIn(value: JsonValue, min: f64, max: f64): f64 {
   const n = value.numberValue;
   if (n != Math.floor(n) || n < min || n > max) return -1;
   return n;
+}
+
+/**
+ * A protobuf JSON Duration as Istio writes it ("5s", "1.5s") or Go-style with one unit ("500ms",
+ * "2m", "1h"), in whole milliseconds; -1 when malformed.
+ */
+export function parseDurationMs(text: string): f64 {
+  let i = 0;
+  while (i < text.length && ((text.charCodeAt(i) >= 0x30 && text.charCodeAt(i) <= 0x39) || text.charCodeAt(i) == 0x2e)) i++;
+  if (i == 0) return -1;
+  const number = text.substring(0, i);
+  if (number.indexOf(".") != number.lastIndexOf(".") || number.startsWith(".") || number.endsWith(".")) return -1;
+  const n = parseFloat(number);
+  const unit = text.substring(i);
+  let scale: f64 = -1;
+  if (unit == "ms") scale = 1;
+  else if (unit == "s") scale = 1000;
+  else if (unit == "m") scale = 60000;
+  else if (unit == "h") scale = 3600000;
+  if (scale < 0) return -1;
+  return Math.floor(n * scale);
 }

@@ -4,10 +4,11 @@
 import { Context, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
 import {
   BufferType, defineMetric, getBufferBytes, getPropertyString, incrementMetric, log, LogLevel, MetricType,
+  setEffectiveContext, setTickPeriodMs,
 } from "../sdk/host";
 import { parseConfig, PluginConfig, ReporterMode } from "../config/config";
 import { MetricFamily, SeriesCache } from "../stats/registry";
-import { HTTP_LABEL_COUNT, LABEL_NAMES } from "../stats/labels";
+import { HTTP_LABEL_COUNT, LABEL_NAMES, TCP_LABEL_COUNT } from "../stats/labels";
 import { PeerCache } from "../peer/cache";
 import { WorkloadInfo, workloadFromStruct } from "../peer/workload";
 import { base64Decode } from "../peer/base64";
@@ -15,7 +16,8 @@ import { decodeStruct } from "../peer/struct";
 import { defineHeapGauge } from "../sdk/memory";
 import { LocalIdentity, readLocalIdentity } from "./identity";
 import { PLUGIN_ROOT_ID } from "./properties";
-import { HttpStream } from "./http";
+import { TelemetryStream } from "./stream";
+import { TcpTelemetry } from "./tcp";
 
 /** Longest x-envoy-peer-metadata value decoded; longer ones are refused as invalid. */
 const MAX_PEER_METADATA_BYTES = 16384;
@@ -25,10 +27,23 @@ export class TelemetryRoot extends RootContext {
   local: LocalIdentity = new LocalIdentity();
   peers: PeerCache = new PeerCache();
   httpSeries: SeriesCache | null = null;
+  tcpSeries: SeriesCache | null = null;
+  /** TCP connections still open, reported on every tick. */
+  openConnections: Set<TcpTelemetry> = new Set();
   private invalidPeerMetadataId: i64 = -1;
 
   createContext(context_id: u32): Context {
-    return new HttpStream(context_id, this);
+    return new TelemetryStream(context_id, this);
+  }
+
+  onTick(): void {
+    const open = this.openConnections.values();
+    for (let i = 0; i < open.length; i++) {
+      // Property reads in the first report must see the connection, not the root.
+      setEffectiveContext(open[i].contextId);
+      open[i].report();
+    }
+    setEffectiveContext(this.context_id);
   }
 
   onConfigure(configuration_size: u32): bool {
@@ -49,6 +64,8 @@ export class TelemetryRoot extends RootContext {
     this.config = config;
     this.local = readLocalIdentity();
     this.httpSeries = new SeriesCache(httpFamilies(), LABEL_NAMES, HTTP_LABEL_COUNT, config.maxSeries);
+    this.tcpSeries = new SeriesCache(tcpFamilies(), LABEL_NAMES, TCP_LABEL_COUNT, config.maxSeries);
+    setTickPeriodMs(config.tcpReportingMs);
     this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
     defineHeapGauge();
     const w = this.local.workload;
@@ -81,6 +98,15 @@ export class TelemetryRoot extends RootContext {
     if (key.length > 0) this.peers.put(key, peer);
     return peer;
   }
+}
+
+function tcpFamilies(): MetricFamily[] {
+  return [
+    new MetricFamily("istio_tcp_sent_bytes_total", MetricType.Counter),
+    new MetricFamily("istio_tcp_received_bytes_total", MetricType.Counter),
+    new MetricFamily("istio_tcp_connections_opened_total", MetricType.Counter),
+    new MetricFamily("istio_tcp_connections_closed_total", MetricType.Counter),
+  ];
 }
 
 function httpFamilies(): MetricFamily[] {

@@ -162,3 +162,8 @@ export function randomBytes(out: ArrayBuffer): void {
 export function setTickPeriodMs(ms: u32): u32 {
   return imports.proxy_set_tick_period_milliseconds(ms);
 }
+
+/** Makes later host calls act on another context's stream (e.g. a connection, from a timer). */
+export function setEffectiveContext(contextId: u32): u32 {
+  return imports.proxy_set_effective_context(contextId);
+}

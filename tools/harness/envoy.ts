@@ -57,15 +57,23 @@ export interface WasmFilterOptions {
 }
 
 export function wasmHttpFilter(opts: WasmFilterOptions = {}): any {
+  return renderTemplate("wasm-http-filter.yaml", wasmVars(opts));
+}
+
+export function wasmNetworkFilter(opts: WasmFilterOptions = {}): any {
+  return renderTemplate("wasm-network-filter.yaml", wasmVars(opts));
+}
+
+function wasmVars(opts: WasmFilterOptions): Record<string, unknown> {
   const config = opts.config === undefined ? {} : opts.config;
-  return renderTemplate("wasm-http-filter.yaml", {
+  return {
     PLUGIN_NAME: opts.pluginName ?? "mesh-telemetry",
     ROOT_ID: opts.rootId ?? "",
     VM_ID: opts.vmId ?? "mesh-telemetry",
     WASM_PATH: opts.wasmPath ?? PLUGIN_WASM,
     FAILURE_POLICY: opts.failurePolicy ?? "FAIL_OPEN",
     PLUGIN_CONFIG: typeof config === "string" ? config : JSON.stringify(config),
-  });
+  };
 }
 
 export const ROUTER_FILTER = {
@@ -91,6 +99,35 @@ export function httpListener(opts: HttpListenerOptions): any {
     DIRECTION: opts.direction,
     CLUSTER: opts.cluster,
     HTTP_FILTERS: [...opts.filters, ROUTER_FILTER],
+  });
+}
+
+export interface TcpListenerOptions {
+  name: string;
+  port: number;
+  address?: string;
+  direction: "INBOUND" | "OUTBOUND" | "UNSPECIFIED";
+  cluster: string;
+  /** Network filters before tcp_proxy. */
+  filters: any[];
+}
+
+export function tcpListener(opts: TcpListenerOptions): any {
+  const tcpProxy = {
+    name: "envoy.filters.network.tcp_proxy",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+      stat_prefix: opts.name,
+      cluster: opts.cluster,
+    },
+  };
+  return renderTemplate("tcp-listener.yaml", {
+    NAME: opts.name,
+    ADDRESS: opts.address ?? "127.0.0.1",
+    PORT: opts.port,
+    DIRECTION: opts.direction,
+    CLUSTER: opts.cluster,
+    NETWORK_FILTERS: [...opts.filters, tcpProxy],
   });
 }
 

@@ -1,0 +1,137 @@
+// The labels HTTP and TCP metrics share: reporter, both workloads, principals, the security
+// policy and destination_service*, derived as Istio derives them. Computed once per request
+// (HTTP) or once per connection (TCP).
+import { getProperty, getPropertyI64, getPropertyString } from "../sdk/host";
+import { ReporterMode } from "../config/config";
+import { Label, UNKNOWN } from "../stats/labels";
+import { WorkloadInfo, workloadFromEndpointLabel } from "../peer/workload";
+import * as P from "./properties";
+
+export const enum Role {
+  /** Client sidecar or gateway: reporter=source, local is the source. */
+  Outbound,
+  /** Server sidecar: reporter=destination, local is the destination. */
+  Inbound,
+  /** Waypoint: reports for the destination but sits between two peers. */
+  Waypoint,
+}
+
+/** The role from the configured reporter, else from the listener's traffic direction. */
+export function roleOf(mode: ReporterMode): Role {
+  if (mode == ReporterMode.Source) return Role.Outbound;
+  if (mode == ReporterMode.Destination) return Role.Inbound;
+  if (mode == ReporterMode.Waypoint) return Role.Waypoint;
+  return getPropertyI64(P.LISTENER_DIRECTION, 0) == P.DIRECTION_OUTBOUND ? Role.Outbound : Role.Inbound;
+}
+
+/**
+ * Fills every label up to and including connection_security_policy except request_protocol
+ * and response_flags. `host` is the Host header for the outbound fallback ("" for none).
+ */
+export function fillPeerLabels(
+  v: StaticArray<string>,
+  role: Role,
+  local: WorkloadInfo,
+  downstreamPeer: WorkloadInfo | null,
+  upstreamPeer: WorkloadInfo | null,
+  host: string,
+): void {
+  let source: WorkloadInfo | null = role == Role.Outbound ? local : downstreamPeer;
+  let destination: WorkloadInfo | null = role == Role.Inbound ? local : upstreamPeer;
+  if (destination === null) destination = endpointWorkload();
+
+  v[Label.Reporter] = role == Role.Outbound ? "source" : role == Role.Inbound ? "destination" : "waypoint";
+  fillWorkload(v, true, source);
+  fillWorkload(v, false, destination);
+
+  if (role == Role.Inbound) {
+    const mtls = getProperty(P.CONNECTION_MTLS);
+    const isMtls = mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
+    v[Label.ConnectionSecurityPolicy] = isMtls ? "mutual_tls" : "none";
+    v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.CONNECTION_PEER_SAN));
+    v[Label.DestinationPrincipal] = orUnknown(getPropertyString(P.CONNECTION_LOCAL_SAN));
+  } else {
+    v[Label.ConnectionSecurityPolicy] = UNKNOWN;
+    v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.UPSTREAM_LOCAL_SAN));
+    v[Label.DestinationPrincipal] = orUnknown(getPropertyString(P.UPSTREAM_PEER_SAN));
+  }
+  fillDestinationService(v, role, local, destination, host);
+}
+
+// destination_service{,_name,_namespace}: special routes and clusters first, then istiod's
+// cluster metadata, then the Host header (outbound) or the local service (inbound).
+function fillDestinationService(v: StaticArray<string>, role: Role, local: WorkloadInfo, destination: WorkloadInfo | null, hostHeader: string): void {
+  let host = hostHeader.length > 0 ? hostHeader : role == Role.Inbound ? orUnknown(local.canonicalService) : UNKNOWN;
+  let name = host;
+  let namespace = role == Role.Inbound ? orUnknown(local.namespace) : destination !== null ? orUnknown(destination.namespace) : UNKNOWN;
+  const route = getPropertyString(P.ROUTE_NAME);
+  const cluster = getPropertyString(P.CLUSTER_NAME);
+  if (route !== null && route == "block_all") {
+    name = "BlackHoleCluster";
+  } else if (route !== null && route == "allow_any") {
+    name = "PassthroughCluster";
+  } else if (cluster !== null && isPassthroughOrBlackhole(cluster)) {
+    name = cluster;
+  } else {
+    const serviceName = getPropertyString(P.CLUSTER_SERVICE_NAME);
+    if (serviceName !== null && serviceName.length > 0) {
+      name = serviceName;
+      const serviceHost = getPropertyString(P.CLUSTER_SERVICE_HOST);
+      if (serviceHost !== null && serviceHost.length > 0) host = serviceHost;
+      const serviceNamespace = getPropertyString(P.CLUSTER_SERVICE_NAMESPACE);
+      if (serviceNamespace !== null && serviceNamespace.length > 0) namespace = serviceNamespace;
+    }
+  }
+  v[Label.DestinationService] = host;
+  v[Label.DestinationServiceName] = name;
+  v[Label.DestinationServiceNamespace] = namespace;
+}
+
+/** The upstream endpoint's `istio.workload` label, for an upstream that did not exchange metadata. */
+function endpointWorkload(): WorkloadInfo | null {
+  const label = getPropertyString(P.UPSTREAM_HOST_WORKLOAD);
+  return label === null ? null : workloadFromEndpointLabel(label);
+}
+
+// Writes the workload labels of one side (source_* or destination_*); principals and
+// destination_service* are filled separately.
+function fillWorkload(v: StaticArray<string>, source: bool, w: WorkloadInfo | null): void {
+  const workload = source ? Label.SourceWorkload : Label.DestinationWorkload;
+  const namespace = source ? Label.SourceWorkloadNamespace : Label.DestinationWorkloadNamespace;
+  const app = source ? Label.SourceApp : Label.DestinationApp;
+  const version = source ? Label.SourceVersion : Label.DestinationVersion;
+  const service = source ? Label.SourceCanonicalService : Label.DestinationCanonicalService;
+  const revision = source ? Label.SourceCanonicalRevision : Label.DestinationCanonicalRevision;
+  const cluster = source ? Label.SourceCluster : Label.DestinationCluster;
+  if (w === null) {
+    v[workload] = UNKNOWN;
+    v[namespace] = UNKNOWN;
+    v[app] = UNKNOWN;
+    v[version] = UNKNOWN;
+    v[service] = UNKNOWN;
+    v[revision] = "latest";
+    v[cluster] = UNKNOWN;
+    return;
+  }
+  v[workload] = orUnknown(w.workloadName);
+  v[namespace] = orUnknown(w.namespace);
+  v[app] = orUnknown(w.app);
+  v[version] = orUnknown(w.version);
+  v[service] = w.canonicalService.length > 0 ? w.canonicalService : orUnknown(w.workloadName);
+  v[revision] = w.canonicalRevision.length > 0 ? w.canonicalRevision : "latest";
+  v[cluster] = orUnknown(w.clusterId);
+}
+
+export function orUnknown(s: string | null): string {
+  return s === null || s.length == 0 ? UNKNOWN : s;
+}
+
+function isPassthroughOrBlackhole(cluster: string): bool {
+  return (
+    cluster == "BlackHoleCluster" ||
+    cluster == "PassthroughCluster" ||
+    cluster == "InboundPassthroughCluster" ||
+    cluster == "InboundPassthroughClusterIpv4" ||
+    cluster == "InboundPassthroughClusterIpv6"
+  );
+}

@@ -1,0 +1,78 @@
+// TCP telemetry of one connection: bytes counted in the data callbacks, reported as deltas on
+// the root's timer (so long-lived connections show traffic while open) and at close, so the
+// sum of the deltas is exactly the bytes moved. Labels are computed once, at the first report.
+import { getPropertyI64, incrementMetric } from "../sdk/host";
+import { Label, TCP_LABEL_COUNT } from "../stats/labels";
+import { sanitizeLabelValue } from "../stats/names";
+import { responseFlagsString } from "../stats/flags";
+import { fillPeerLabels, Role, roleOf } from "./labels";
+import * as P from "./properties";
+import { TelemetryRoot } from "./root";
+
+// Index of each family in the TCP series cache (see tcpFamilies in root.ts).
+const SENT = 0;
+const RECEIVED = 1;
+const OPENED = 2;
+const CLOSED = 3;
+
+export class TcpTelemetry {
+  private role: Role = Role.Inbound;
+  private received: u64 = 0;
+  private sent: u64 = 0;
+  private reportedReceived: u64 = 0;
+  private reportedSent: u64 = 0;
+  private ids: StaticArray<i64> | null = null;
+
+  constructor(
+    readonly root: TelemetryRoot,
+    readonly contextId: u32,
+  ) {}
+
+  onNewConnection(): void {
+    this.role = roleOf(this.root.config.reporter);
+    this.root.openConnections.add(this);
+  }
+
+  /** Bytes from the downstream peer (Istio's "received"). */
+  onDownstreamData(size: u32): void {
+    this.received += size;
+  }
+
+  /** Bytes from the upstream, sent on to the downstream peer (Istio's "sent"). */
+  onUpstreamData(size: u32): void {
+    this.sent += size;
+  }
+
+  /** Reports the bytes moved since the last report; the first report also counts the open. */
+  report(): void {
+    let ids = this.ids;
+    if (ids === null) {
+      ids = this.resolveSeries();
+      this.ids = ids;
+      add(ids[OPENED], 1);
+    }
+    add(ids[SENT], this.sent - this.reportedSent);
+    add(ids[RECEIVED], this.received - this.reportedReceived);
+    this.reportedSent = this.sent;
+    this.reportedReceived = this.received;
+  }
+
+  onClose(): void {
+    this.report();
+    add(this.ids![CLOSED], 1);
+    this.root.openConnections.delete(this);
+  }
+
+  private resolveSeries(): StaticArray<i64> {
+    const v = new StaticArray<string>(TCP_LABEL_COUNT);
+    fillPeerLabels(v, this.role, this.root.local.workload, null, null, "");
+    v[Label.RequestProtocol] = "tcp";
+    v[Label.ResponseFlags] = responseFlagsString(getPropertyI64(P.RESPONSE_FLAGS, 0));
+    for (let i = 0; i < TCP_LABEL_COUNT; i++) v[i] = sanitizeLabelValue(v[i]);
+    return this.root.tcpSeries!.resolve(v);
+  }
+}
+
+function add(id: i64, delta: u64): void {
+  if (id >= 0 && delta > 0) incrementMetric(<u32>id, <i64>delta);
+}
