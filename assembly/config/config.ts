@@ -2,6 +2,12 @@
 // plugin's own. Parsed and checked once per configure; every refusal names the field and the
 // offset in the JSON text, and nothing is half-applied.
 import { JsonKind, JsonParser, JsonValue } from "./json";
+import { ConstantResolver, NoConstants } from "../expr/parser";
+import {
+  FieldError, HTTP_METRIC_NAMES, MetricDefinition, MetricOverride, parseDefinitions, parseMetricOverrides, TCP_METRIC_NAMES,
+} from "./metrics";
+import { planSeries, SeriesPlan } from "../stats/plan";
+import { HTTP_LABEL_COUNT, TCP_LABEL_COUNT } from "../stats/labels";
 
 export const enum ReporterMode {
   /** From the listener direction: inbound -> destination, outbound -> source. */
@@ -20,7 +26,14 @@ export class PluginConfig {
   disableHostHeaderFallback: bool = false;
   /** How often open TCP connections report their byte deltas (Istio's default: 5 s). */
   tcpReportingMs: u32 = 5000;
+  /** Label layout of the HTTP families (the four standard ones, then definitions) and the TCP ones. */
+  httpPlan: SeriesPlan = new SeriesPlan();
+  tcpPlan: SeriesPlan = new SeriesPlan();
 }
+
+// proxy-wasm metric types of the standard families, in HTTP_METRIC_NAMES / TCP_METRIC_NAMES order.
+const HTTP_METRIC_TYPES: i32[] = [0, 2, 2, 2];
+const TCP_METRIC_TYPES: i32[] = [0, 0, 0, 0];
 
 export class ConfigResult {
   config: PluginConfig | null = null;
@@ -38,13 +51,16 @@ function refuse(result: ConfigResult, field: string, value: JsonValue | null, me
   return result;
 }
 
-export function parseConfig(text: string): ConfigResult {
+/**
+ * Parses and checks a plugin configuration. `constants` answers node metadata in expressions;
+ * the default knows none.
+ */
+export function parseConfig(text: string, constants: ConstantResolver = new NoConstants()): ConfigResult {
   const result = new ConfigResult();
   const config = new PluginConfig();
-  if (text.trim().length == 0) {
-    result.config = config;
-    return result;
-  }
+  const overrides: MetricOverride[] = [];
+  const definitions: MetricDefinition[] = [];
+  if (text.trim().length == 0) return plan(result, config, overrides, definitions);
   const parser = new JsonParser(text);
   const root = parser.parse();
   if (root === null) {
@@ -52,6 +68,13 @@ export function parseConfig(text: string): ConfigResult {
     return result;
   }
   if (root.kind != JsonKind.Object) return refuse(result, "<root>", root, "expected an object, got " + root.kindName());
+
+  // Definitions first, whatever the member order, so metrics[] can name them.
+  const definitionList = root.get("definitions");
+  if (definitionList !== null) {
+    const e = parseDefinitions(definitionList, constants, definitions);
+    if (e !== null) return refuseField(result, e);
+  }
 
   for (let i = 0; i < root.keys.length; i++) {
     const key = root.keys[i];
@@ -75,11 +98,31 @@ export function parseConfig(text: string): ConfigResult {
       const n = integerIn(value, 1, 1000000);
       if (n < 0) return refuse(result, key, value, "expected an integer from 1 to 1000000");
       config.maxSeries = <i32>n;
+    } else if (key == "metrics") {
+      const e = parseMetricOverrides(value, constants, definitions, overrides);
+      if (e !== null) return refuseField(result, e);
+    } else if (key == "definitions") {
+      // parsed above
     } else if (LEGACY_IGNORED_FIELDS.includes(key)) {
       // accepted for compatibility, no effect
     } else {
       return refuse(result, key, value, "unknown field");
     }
+  }
+  return plan(result, config, overrides, definitions);
+}
+
+function refuseField(result: ConfigResult, e: FieldError): ConfigResult {
+  return refuse(result, e.field, e.value, e.message);
+}
+
+function plan(result: ConfigResult, config: PluginConfig, overrides: MetricOverride[], definitions: MetricDefinition[]): ConfigResult {
+  config.httpPlan = planSeries(HTTP_LABEL_COUNT, HTTP_METRIC_NAMES, HTTP_METRIC_TYPES, definitions, overrides);
+  config.tcpPlan = planSeries(TCP_LABEL_COUNT, TCP_METRIC_NAMES, TCP_METRIC_TYPES, [], overrides);
+  const error = config.httpPlan.error.length > 0 ? config.httpPlan.error : config.tcpPlan.error;
+  if (error.length > 0) {
+    result.error = error;
+    return result;
   }
   result.config = config;
   return result;

@@ -4,7 +4,10 @@
 // stream is logged it computes the labels once and reports the request metrics through the
 // cached metric ids.
 import { getHeader, getPropertyI64, incrementMetric, MapType, recordMetric, removeHeader, replaceHeader } from "../sdk/host";
-import { HTTP_LABEL_COUNT, Label } from "../stats/labels";
+import { HTTP_LABEL_COUNT, Label, UNKNOWN } from "../stats/labels";
+import { evaluateToInt, evaluateToString } from "../expr/ast";
+import { DefinitionType } from "../config/metrics";
+import { HOST_ATTRIBUTES } from "./expressions";
 import { sanitizeLabelValue } from "../stats/names";
 import { responseFlagsString } from "../stats/flags";
 import { WorkloadInfo } from "../peer/workload";
@@ -69,18 +72,36 @@ export class HttpTelemetry {
   onLog(): void {
     const series = this.root.httpSeries;
     if (series === null) return;
-    const v = new StaticArray<string>(HTTP_LABEL_COUNT);
+    const plan = series.plan;
+    const v = new StaticArray<string>(plan.slotCount);
     fillPeerLabels(v, this.role, this.root.local.workload, this.downstreamPeer, this.upstreamPeer, this.host);
     v[Label.RequestProtocol] = this.grpc ? "grpc" : "http";
     v[Label.ResponseCode] = getPropertyI64(P.RESPONSE_CODE, 0).toString();
     v[Label.ResponseFlags] = responseFlagsString(getPropertyI64(P.RESPONSE_FLAGS, 0));
     v[Label.GrpcResponseStatus] = this.grpc ? getPropertyI64(P.RESPONSE_GRPC_STATUS, 2).toString() : "";
-    for (let i = 0; i < HTTP_LABEL_COUNT; i++) v[i] = sanitizeLabelValue(v[i]);
+    for (let i = 0; i < plan.expressions.length; i++) {
+      const value = evaluateToString(plan.expressions[i], HOST_ATTRIBUTES);
+      v[HTTP_LABEL_COUNT + i] = value === null ? UNKNOWN : value;
+    }
+    for (let i = 0; i < v.length; i++) v[i] = sanitizeLabelValue(v[i]);
     const ids = series.resolve(v);
+    // The four standard families, in HTTP_METRIC_NAMES order, then the custom definitions.
     if (ids[0] >= 0) incrementMetric(<u32>ids[0], 1);
     if (ids[1] >= 0) recordMetric(<u32>ids[1], <u64>(getPropertyI64(P.REQUEST_DURATION, 0) / 1000000));
     if (ids[2] >= 0) recordMetric(<u32>ids[2], <u64>getPropertyI64(P.REQUEST_TOTAL_SIZE, 0));
     if (ids[3] >= 0) recordMetric(<u32>ids[3], <u64>getPropertyI64(P.RESPONSE_TOTAL_SIZE, 0));
+    for (let f = 4; f < ids.length; f++) {
+      if (ids[f] < 0) continue;
+      const family = plan.families[f];
+      const value = evaluateToInt(family.value!, HOST_ATTRIBUTES);
+      if (!value.present) continue;
+      // Counters only grow (Envoy refuses a zero or negative increment).
+      if (family.type == DefinitionType.Counter) {
+        if (value.value > 0) incrementMetric(<u32>ids[f], value.value);
+      } else if (value.value >= 0) {
+        recordMetric(<u32>ids[f], <u64>value.value);
+      }
+    }
   }
 }
 

@@ -7,14 +7,14 @@ import {
   setEffectiveContext, setTickPeriodMs,
 } from "../sdk/host";
 import { parseConfig, PluginConfig, ReporterMode } from "../config/config";
-import { MetricFamily, SeriesCache } from "../stats/registry";
-import { HTTP_LABEL_COUNT, LABEL_NAMES, TCP_LABEL_COUNT } from "../stats/labels";
+import { SeriesCache } from "../stats/registry";
 import { PeerCache } from "../peer/cache";
 import { WorkloadInfo, workloadFromStruct } from "../peer/workload";
 import { base64Decode } from "../peer/base64";
 import { decodeStruct } from "../peer/struct";
 import { defineHeapGauge } from "../sdk/memory";
 import { LocalIdentity, readLocalIdentity } from "./identity";
+import { NodeMetadataConstants } from "./expressions";
 import { PLUGIN_ROOT_ID } from "./properties";
 import { TelemetryStream } from "./stream";
 import { TcpTelemetry } from "./tcp";
@@ -48,7 +48,7 @@ export class TelemetryRoot extends RootContext {
 
   onConfigure(configuration_size: u32): bool {
     const text = String.UTF8.decode(getBufferBytes(BufferType.PluginConfiguration, 0, configuration_size));
-    const parsed = parseConfig(text);
+    const parsed = parseConfig(text, new NodeMetadataConstants());
     const config = parsed.config;
     if (config === null) {
       // Envoy prefixes the line with "wasm log <plugin name>:".
@@ -63,8 +63,8 @@ export class TelemetryRoot extends RootContext {
     }
     this.config = config;
     this.local = readLocalIdentity();
-    this.httpSeries = new SeriesCache(httpFamilies(), LABEL_NAMES, HTTP_LABEL_COUNT, config.maxSeries);
-    this.tcpSeries = new SeriesCache(tcpFamilies(), LABEL_NAMES, TCP_LABEL_COUNT, config.maxSeries);
+    this.httpSeries = new SeriesCache(config.httpPlan, config.maxSeries);
+    this.tcpSeries = new SeriesCache(config.tcpPlan, config.maxSeries);
     setTickPeriodMs(config.tcpReportingMs);
     this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
     defineHeapGauge();
@@ -98,22 +98,4 @@ export class TelemetryRoot extends RootContext {
     if (key.length > 0) this.peers.put(key, peer);
     return peer;
   }
-}
-
-function tcpFamilies(): MetricFamily[] {
-  return [
-    new MetricFamily("istio_tcp_sent_bytes_total", MetricType.Counter),
-    new MetricFamily("istio_tcp_received_bytes_total", MetricType.Counter),
-    new MetricFamily("istio_tcp_connections_opened_total", MetricType.Counter),
-    new MetricFamily("istio_tcp_connections_closed_total", MetricType.Counter),
-  ];
-}
-
-function httpFamilies(): MetricFamily[] {
-  return [
-    new MetricFamily("istio_requests_total", MetricType.Counter),
-    new MetricFamily("istio_request_duration_milliseconds", MetricType.Histogram),
-    new MetricFamily("istio_request_bytes", MetricType.Histogram),
-    new MetricFamily("istio_response_bytes", MetricType.Histogram),
-  ];
 }

@@ -2,14 +2,16 @@
 // the root's timer (so long-lived connections show traffic while open) and at close, so the
 // sum of the deltas is exactly the bytes moved. Labels are computed once, at the first report.
 import { getPropertyI64, incrementMetric } from "../sdk/host";
-import { Label, TCP_LABEL_COUNT } from "../stats/labels";
+import { Label, TCP_LABEL_COUNT, UNKNOWN } from "../stats/labels";
+import { evaluateToString } from "../expr/ast";
+import { HOST_ATTRIBUTES } from "./expressions";
 import { sanitizeLabelValue } from "../stats/names";
 import { responseFlagsString } from "../stats/flags";
 import { fillPeerLabels, Role, roleOf } from "./labels";
 import * as P from "./properties";
 import { TelemetryRoot } from "./root";
 
-// Index of each family in the TCP series cache (see tcpFamilies in root.ts).
+// Index of each family in the TCP plan (TCP_METRIC_NAMES order).
 const SENT = 0;
 const RECEIVED = 1;
 const OPENED = 2;
@@ -64,12 +66,18 @@ export class TcpTelemetry {
   }
 
   private resolveSeries(): StaticArray<i64> {
-    const v = new StaticArray<string>(TCP_LABEL_COUNT);
+    const series = this.root.tcpSeries!;
+    const plan = series.plan;
+    const v = new StaticArray<string>(plan.slotCount);
     fillPeerLabels(v, this.role, this.root.local.workload, null, null, "");
     v[Label.RequestProtocol] = "tcp";
     v[Label.ResponseFlags] = responseFlagsString(getPropertyI64(P.RESPONSE_FLAGS, 0));
-    for (let i = 0; i < TCP_LABEL_COUNT; i++) v[i] = sanitizeLabelValue(v[i]);
-    return this.root.tcpSeries!.resolve(v);
+    for (let i = 0; i < plan.expressions.length; i++) {
+      const value = evaluateToString(plan.expressions[i], HOST_ATTRIBUTES);
+      v[TCP_LABEL_COUNT + i] = value === null ? UNKNOWN : value;
+    }
+    for (let i = 0; i < v.length; i++) v[i] = sanitizeLabelValue(v[i]);
+    return series.resolve(v);
   }
 }
 

@@ -42,7 +42,7 @@ function isSeparatorDot(value: string, i: i32): bool {
  * The encoded label part of a stat name for the first `count` labels, ending with a field
  * separator so a metric name can be appended. Values must already be sanitized.
  */
-export function encodeTags(names: StaticArray<string>, values: StaticArray<string>, count: i32): string {
+export function encodeTags(names: string[], values: StaticArray<string>, count: i32): string {
   let parts = new Array<string>(count * 4);
   for (let i = 0; i < count; i++) {
     parts[i * 4] = names[i];

@@ -4,13 +4,7 @@
 // the VM's memory without limit: past `maxSeries` tuples, requests go to one overflow series.
 import { defineMetric, incrementMetric, MetricType } from "../sdk/host";
 import { encodeTags } from "./names";
-
-export class MetricFamily {
-  constructor(
-    public name: string,
-    public type: MetricType,
-  ) {}
-}
+import { SeriesPlan } from "./plan";
 
 // Joins the values of a tuple into its cache key. Sanitized values hold no control
 // characters, so the separator cannot occur inside one.
@@ -23,9 +17,7 @@ export class SeriesCache {
   private overflowCounterId: i64 = defineMetric(MetricType.Counter, "mesh_telemetry_series_overflow_total");
 
   constructor(
-    readonly families: MetricFamily[],
-    readonly labelNames: StaticArray<string>,
-    readonly labelCount: i32,
+    readonly plan: SeriesPlan,
     readonly maxSeries: i32,
   ) {}
 
@@ -33,7 +25,10 @@ export class SeriesCache {
     return this.ids.size;
   }
 
-  /** Metric ids, one per family (-1 where the host refused), for sanitized label values. */
+  /**
+   * Metric ids, one per family of the plan (-1 where dropped or refused by the host), for the
+   * sanitized values of every slot of the plan.
+   */
   resolve(values: StaticArray<string>): StaticArray<i64> {
     const key = values.join(KEY_SEPARATOR);
     if (this.ids.has(key)) return this.ids.get(key);
@@ -41,8 +36,8 @@ export class SeriesCache {
       if (this.overflowCounterId >= 0) incrementMetric(<u32>this.overflowCounterId, 1);
       let ids = this.overflowIds;
       if (ids === null) {
-        const overflow = new StaticArray<string>(this.labelCount);
-        for (let i = 0; i < this.labelCount; i++) overflow[i] = "overflow";
+        const overflow = new StaticArray<string>(values.length);
+        for (let i = 0; i < values.length; i++) overflow[i] = "overflow";
         ids = this.define(overflow);
         this.overflowIds = ids;
       }
@@ -54,11 +49,17 @@ export class SeriesCache {
   }
 
   private define(values: StaticArray<string>): StaticArray<i64> {
-    const tags = encodeTags(this.labelNames, values, this.labelCount);
-    const families = this.families;
+    const families = this.plan.families;
     const ids = new StaticArray<i64>(families.length);
-    for (let i = 0; i < families.length; i++) {
-      ids[i] = defineMetric(families[i].type, tags + families[i].name);
+    for (let f = 0; f < families.length; f++) {
+      const family = families[f];
+      if (family.dropped) {
+        ids[f] = -1;
+        continue;
+      }
+      const tagValues = new StaticArray<string>(family.slots.length);
+      for (let i = 0; i < family.slots.length; i++) tagValues[i] = values[family.slots[i]];
+      ids[f] = defineMetric(<MetricType>family.type, encodeTags(family.labelNames, tagValues, tagValues.length) + family.statName);
     }
     return ids;
   }

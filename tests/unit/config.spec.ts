@@ -1,4 +1,4 @@
-import { parseConfig, ReporterMode } from "../../assembly/config/config";
+import { parseConfig, parseDurationMs, ReporterMode } from "../../assembly/config/config";
 
 function refusal(text: string): string {
   const r = parseConfig(text);
@@ -39,5 +39,95 @@ describe("parseConfig", () => {
     expect(refusal('{"bogus": true}')).toBe("field 'bogus' (offset 10): unknown field");
     expect(refusal("[]")).toBe("field '<root>' (offset 0): expected an object, got array");
     expect(refusal('{"reporter": ')).toBe("malformed JSON at offset 13: unexpected end of input");
+  });
+});
+
+describe("metrics[] and definitions[]", () => {
+  it("plans Istio's label layout: overrides in place, added labels sorted after the standard ones", () => {
+    const r = parseConfig(
+      '{"metrics": [{"name": "requests_total", "dimensions": {"z_tier": "request.headers[\'x-tier\'] | \'none\'", "a_method": "request.method", "destination_service": "request.host"}, "tags_to_remove": ["response_flags"]}]}',
+    );
+    expect(r.error).toBe("");
+    const plan = r.config!.httpPlan;
+    expect(plan.expressions.length).toBe(3);
+    const requests = plan.families[0];
+    expect(requests.name).toBe("requests_total");
+    const names = requests.labelNames;
+    expect(names.length).toBe(25 - 1 + 2);
+    expect(names.includes("response_flags")).toBe(false);
+    expect(names[names.length - 2]).toBe("a_method");
+    expect(names[names.length - 1]).toBe("z_tier");
+    // destination_service keeps its place but reads the expression's slot
+    const ds = names.indexOf("destination_service");
+    expect(ds).toBe(14);
+    expect(requests.slots[ds]).toBeGreaterThanOrEqual(25);
+    // the other families are untouched
+    expect(plan.families[1].labelNames.length).toBe(25);
+    expect(r.config!.tcpPlan.families[0].labelNames.length).toBe(23);
+  });
+
+  it("the standard labels do not end one another", () => {
+    expect(parseConfig("{}").error).toBe("");
+  });
+
+  it("applies an unnamed entry to every metric, and drop", () => {
+    const r = parseConfig('{"metrics": [{"dimensions": {"upstream_cluster": "xds.cluster_name"}}, {"name": "request_bytes", "drop": true}]}');
+    expect(r.error).toBe("");
+    const plan = r.config!.httpPlan;
+    for (let i = 0; i < 4; i++) expect(plan.families[i].labelNames.includes("upstream_cluster")).toBe(true);
+    expect(plan.families[2].dropped).toBe(true);
+    expect(plan.families[0].dropped).toBe(false);
+    expect(plan.expressions.length).toBe(1);
+    expect(r.config!.tcpPlan.families[3].labelNames.includes("upstream_cluster")).toBe(true);
+  });
+
+  it("adds custom definitions as HTTP families named istio_<name>", () => {
+    const r = parseConfig('{"definitions": [{"name": "upstream_attempts", "value": "upstream.request_attempt_count", "type": "HISTOGRAM"}], "metrics": [{"name": "upstream_attempts", "tags_to_remove": ["grpc_response_status"]}]}');
+    expect(r.error).toBe("");
+    const f = r.config!.httpPlan.families[4];
+    expect(f.statName).toBe("istio_upstream_attempts");
+    expect(f.type).toBe(2);
+    expect(f.labelNames.length).toBe(24);
+  });
+
+  it("refuses bad metric configuration naming the field", () => {
+    expect(refusal('{"metrics": [{"name": "requests_totl"}]}')).toBe(
+      "field 'metrics[0].name' (offset 22): unknown metric 'requests_totl' (standard names such as requests_total, or a definitions[] name)",
+    );
+    expect(refusal('{"metrics": [{"dimensions": {"tier": "request.headers[\'x"}}]}')).toBe(
+      "field 'metrics[0].dimensions.tier' (offset 37): bad expression: unterminated string at 16",
+    );
+    expect(refusal('{"metrics": [{"dimensions": {"bad-tag": "request.host"}}]}')).toBe(
+      "field 'metrics[0].dimensions.bad-tag' (offset 40): not a valid label name",
+    );
+    expect(refusal('{"metrics": [{"tags_to_remove": ["no_such_label"]}]}')).toBe(
+      "field 'metrics[0].tags_to_remove': unknown label 'no_such_label'",
+    );
+    expect(refusal('{"metrics": [{"dimensions": {"d": "request.host"}}]}')).toBe(
+      "field 'metrics': in istio_requests_total, label 'd' is the end of label 'source_workload', which Envoy's tag extraction cannot tell apart; choose another name",
+    );
+    expect(refusal('{"metrics": [{"drop": "yes"}]}')).toBe("field 'metrics[0].drop' (offset 22): expected a boolean, got string");
+    expect(refusal('{"metrics": {}}')).toBe("field 'metrics' (offset 12): expected an array, got object");
+    expect(refusal('{"definitions": [{"name": "requests_total", "value": "1"}]}')).toBe(
+      "field 'definitions[0].name' (offset 26): re-defining a standard metric is not allowed",
+    );
+    expect(refusal('{"definitions": [{"name": "x", "value": "1", "type": "SUMMARY"}]}')).toBe(
+      "field 'definitions[0].type' (offset 53): expected COUNTER, GAUGE or HISTOGRAM",
+    );
+    expect(refusal('{"definitions": [{"name": "x"}]}')).toBe("field 'definitions[0].value' (offset 17): missing");
+    expect(refusal('{"tcp_reporting_duration": "5 s"}')).toBe(
+      "field 'tcp_reporting_duration' (offset 27): expected a duration from \"100ms\" to \"1h\", such as \"5s\"",
+    );
+  });
+
+  it("parses durations", () => {
+    expect(parseDurationMs("5s")).toBe(5000.0);
+    expect(parseDurationMs("1.5s")).toBe(1500.0);
+    expect(parseDurationMs("250ms")).toBe(250.0);
+    expect(parseDurationMs("2m")).toBe(120000.0);
+    expect(parseDurationMs("1h")).toBe(3600000.0);
+    expect(parseDurationMs("5")).toBe(-1.0);
+    expect(parseDurationMs("s")).toBe(-1.0);
+    expect(parseDurationMs("1..5s")).toBe(-1.0);
   });
 });

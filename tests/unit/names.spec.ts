@@ -2,7 +2,7 @@ import { encodeTags, sanitizeLabelValue } from "../../assembly/stats/names";
 
 describe("stat name encoding", () => {
   it("encodes labels in Istio's =.= / ;.; form", () => {
-    const names: StaticArray<string> = ["reporter", "response_code"];
+    const names: string[] = ["reporter", "response_code"];
     const values: StaticArray<string> = ["source", "200"];
     expect(encodeTags(names, values, 2) + "istio_requests_total").toBe(
       "reporter=.=source;.;response_code=.=200;.;istio_requests_total",
