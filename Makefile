@@ -7,17 +7,25 @@ ENVOY_VERSION := 1.40.0
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 NPM_STAMP := node_modules/.deps-stamp
+ZIPKIN_VERSION := 3.5.1
+ZIPKIN_JAR := .cache/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
 TSX := node --import tsx
 # Features AssemblyScript 0.27 emits by default; wasm-opt needs them named.
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext \
 	--enable-mutable-globals --enable-nontrapping-float-to-int
 PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
-# Debian packages the tests and the demo run for real (Prometheus and promtool, ...).
-APT_PACKAGES := prometheus
+# Debian packages the tests and the demo run for real: Prometheus and promtool, the OCI
+# registry, and the image tools.
+APT_PACKAGES := prometheus docker-registry skopeo buildah
 
-.PHONY: deps system-deps build debug test test-unit test-integration demo bench image clean
+.PHONY: deps system-deps build debug test test-unit test-integration demo bench image manifests validate-manifests clean
 
-deps: $(NPM_STAMP) $(ENVOY) system-deps
+deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps
+
+$(ZIPKIN_JAR):
+	@echo "== Maven Central: io.zipkin:zipkin-server $(ZIPKIN_VERSION) (exec jar)"
+	@mkdir -p .cache
+	mvn -q -B dependency:copy -Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec -DoutputDirectory=.cache
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -51,6 +59,7 @@ debug: $(NPM_STAMP)
 	npx --no-install asc assembly/index.ts --target debug
 
 test: deps build
+	$(TSX) tools/validate-manifests.ts
 	$(TSX) tools/test.ts
 
 test-unit: $(NPM_STAMP)
@@ -73,3 +82,11 @@ image: $(NPM_STAMP) build/plugin.wasm
 	  echo "== apt: installing buildah and skopeo"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah skopeo; }
 	$(TSX) tools/image.ts
+
+# Istio manifests for this build's image -> build/deploy/ (REGISTRY=host:port make image manifests).
+manifests: $(NPM_STAMP)
+	$(TSX) tools/manifests.ts
+
+# Validates deploy/ (and build/deploy/) against Istio's published CRDs, CEL rules included.
+validate-manifests: $(NPM_STAMP)
+	$(TSX) tools/validate-manifests.ts
