@@ -2,6 +2,10 @@
 // plugin's own. Parsed and checked once per configure; every refusal names the field and the
 // offset in the JSON text, and nothing is half-applied.
 import { JsonKind, JsonParser, JsonValue } from "./json";
+import { parseDurationMs } from "./duration";
+import { parseTracing, TracingConfig } from "./tracing";
+
+export { parseDurationMs } from "./duration";
 import { ConstantResolver, NoConstants } from "../expr/parser";
 import {
   FieldError, HTTP_METRIC_NAMES, MetricDefinition, MetricOverride, parseDefinitions, parseMetricOverrides, TCP_METRIC_NAMES,
@@ -29,6 +33,7 @@ export class PluginConfig {
   /** Label layout of the HTTP families (the four standard ones, then definitions) and the TCP ones. */
   httpPlan: SeriesPlan = new SeriesPlan();
   tcpPlan: SeriesPlan = new SeriesPlan();
+  tracing: TracingConfig = new TracingConfig();
 }
 
 // proxy-wasm metric types of the standard families, in HTTP_METRIC_NAMES / TCP_METRIC_NAMES order.
@@ -101,6 +106,9 @@ export function parseConfig(text: string, constants: ConstantResolver = new NoCo
     } else if (key == "metrics") {
       const e = parseMetricOverrides(value, constants, definitions, overrides);
       if (e !== null) return refuseField(result, e);
+    } else if (key == "tracing") {
+      const e = parseTracing(value, config.tracing);
+      if (e !== null) return refuseField(result, e);
     } else if (key == "definitions") {
       // parsed above
     } else if (LEGACY_IGNORED_FIELDS.includes(key)) {
@@ -134,25 +142,4 @@ function integerIn(value: JsonValue, min: f64, max: f64): f64 {
   const n = value.numberValue;
   if (n != Math.floor(n) || n < min || n > max) return -1;
   return n;
-}
-
-/**
- * A protobuf JSON Duration as Istio writes it ("5s", "1.5s") or Go-style with one unit ("500ms",
- * "2m", "1h"), in whole milliseconds; -1 when malformed.
- */
-export function parseDurationMs(text: string): f64 {
-  let i = 0;
-  while (i < text.length && ((text.charCodeAt(i) >= 0x30 && text.charCodeAt(i) <= 0x39) || text.charCodeAt(i) == 0x2e)) i++;
-  if (i == 0) return -1;
-  const number = text.substring(0, i);
-  if (number.indexOf(".") != number.lastIndexOf(".") || number.startsWith(".") || number.endsWith(".")) return -1;
-  const n = parseFloat(number);
-  const unit = text.substring(i);
-  let scale: f64 = -1;
-  if (unit == "ms") scale = 1;
-  else if (unit == "s") scale = 1000;
-  else if (unit == "m") scale = 60000;
-  else if (unit == "h") scale = 3600000;
-  if (scale < 0) return -1;
-  return Math.floor(n * scale);
 }

@@ -215,7 +215,7 @@ export class JsonParser {
     const v = new JsonValue();
     v.kind = JsonKind.Number;
     v.pos = start;
-    v.numberValue = parseFloat(s.substring(start, this.i));
+    v.numberValue = decimalValue(s, start, this.i);
     return v;
   }
 
@@ -290,4 +290,37 @@ export function hexValue(c: i32): i32 {
   const l = c | 0x20;
   if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
   return -1;
+}
+
+/**
+ * The value of a decimal number already checked by the parser ([-]digits[.digits][e[+-]digits]).
+ * Plain arithmetic rather than parseFloat, which would add a large conversion routine and its
+ * tables to the module; configuration numbers need no more precision than this gives.
+ */
+export function decimalValue(s: string, start: i32, end: i32): f64 {
+  let i = start;
+  let negative = false;
+  if (i < end && s.charCodeAt(i) == 0x2d) {
+    negative = true;
+    i++;
+  }
+  let value: f64 = 0;
+  while (i < end && isDigit(s.charCodeAt(i))) value = value * 10 + <f64>(s.charCodeAt(i++) - 0x30);
+  if (i < end && s.charCodeAt(i) == 0x2e) {
+    i++;
+    let scale: f64 = 1;
+    while (i < end && isDigit(s.charCodeAt(i))) {
+      scale /= 10;
+      value += <f64>(s.charCodeAt(i++) - 0x30) * scale;
+    }
+  }
+  if (i < end && (s.charCodeAt(i) | 0x20) == 0x65) {
+    i++;
+    let expNegative = false;
+    if (i < end && (s.charCodeAt(i) == 0x2b || s.charCodeAt(i) == 0x2d)) expNegative = s.charCodeAt(i++) == 0x2d;
+    let exp = 0;
+    while (i < end && isDigit(s.charCodeAt(i)) && exp < 1000) exp = exp * 10 + (s.charCodeAt(i++) - 0x30);
+    for (let k = 0; k < exp && value != 0 && value != Infinity; k++) value = expNegative ? value / 10 : value * 10;
+  }
+  return negative ? -value : value;
 }

@@ -3,7 +3,9 @@
 // upstream unless inbound; on the response it does the same for the upstream peer; when the
 // stream is logged it computes the labels once and reports the request metrics through the
 // cached metric ids.
-import { getHeader, getPropertyI64, incrementMetric, MapType, recordMetric, removeHeader, replaceHeader } from "../sdk/host";
+import { getHeader, getHeaderPairs, getPropertyI64, incrementMetric, MapType, recordMetric, removeHeader, replaceHeader } from "../sdk/host";
+import { HeaderSnapshot, pickHeaders } from "../sdk/headers";
+import { beginTrace, finishTrace, RequestTrace } from "./tracing";
 import { HTTP_LABEL_COUNT, Label, UNKNOWN } from "../stats/labels";
 import { evaluateToInt, evaluateToString } from "../expr/ast";
 import { DefinitionType } from "../config/metrics";
@@ -17,8 +19,32 @@ import { TelemetryRoot } from "./root";
 
 const PEER_METADATA = String.UTF8.encode("x-envoy-peer-metadata");
 const PEER_METADATA_ID = String.UTF8.encode("x-envoy-peer-metadata-id");
-const AUTHORITY = String.UTF8.encode(":authority");
-const CONTENT_TYPE = String.UTF8.encode("content-type");
+
+// The request headers read, all with one host call; indices 4-12 are the trace headers
+// (tracing.ts), in the same order.
+const REQUEST_HEADERS: StaticArray<ArrayBuffer> = [
+  PEER_METADATA,
+  PEER_METADATA_ID,
+  String.UTF8.encode(":authority"),
+  String.UTF8.encode("content-type"),
+  String.UTF8.encode("x-request-id"),
+  String.UTF8.encode("traceparent"),
+  String.UTF8.encode("tracestate"),
+  String.UTF8.encode("b3"),
+  String.UTF8.encode("x-b3-traceid"),
+  String.UTF8.encode("x-b3-spanid"),
+  String.UTF8.encode("x-b3-parentspanid"),
+  String.UTF8.encode("x-b3-sampled"),
+  String.UTF8.encode("x-b3-flags"),
+  String.UTF8.encode(":method"),
+  String.UTF8.encode(":path"),
+];
+const H_PEER_METADATA = 0;
+const H_PEER_METADATA_ID = 1;
+const H_AUTHORITY = 2;
+const H_CONTENT_TYPE = 3;
+const H_METHOD = 13;
+const H_PATH = 14;
 
 export class HttpTelemetry {
   private role: Role = Role.Inbound;
@@ -27,14 +53,22 @@ export class HttpTelemetry {
   private peerAskedForMetadata: bool = false;
   private host: string = "";
   private grpc: bool = false;
+  private trace: RequestTrace | null = null;
+  private method: string = "";
+  private authority: string = "";
+  private path: string = "";
 
-  constructor(readonly root: TelemetryRoot) {}
+  constructor(
+    readonly root: TelemetryRoot,
+    readonly contextId: u32,
+  ) {}
 
   onRequestHeaders(): void {
     const root = this.root;
     this.role = roleOf(root.config.reporter);
-    const id = getHeader(MapType.RequestHeaders, PEER_METADATA_ID);
-    const metadata = getHeader(MapType.RequestHeaders, PEER_METADATA);
+    const h = pickHeaders(getHeaderPairs(MapType.RequestHeaders), REQUEST_HEADERS);
+    const id = h.get(H_PEER_METADATA_ID);
+    const metadata = h.get(H_PEER_METADATA);
     if (metadata !== null) {
       this.peerAskedForMetadata = true;
       if (this.role != Role.Outbound) this.downstreamPeer = root.decodePeer(id, metadata);
@@ -45,12 +79,13 @@ export class HttpTelemetry {
       replaceHeader(MapType.RequestHeaders, PEER_METADATA, root.local.exchangeValue);
       replaceHeader(MapType.RequestHeaders, PEER_METADATA_ID, root.local.exchangeId);
     }
-    if (this.role == Role.Outbound && !root.config.disableHostHeaderFallback) {
-      const host = getHeader(MapType.RequestHeaders, AUTHORITY);
-      if (host !== null) this.host = String.UTF8.decode(host);
-    }
-    const contentType = getHeader(MapType.RequestHeaders, CONTENT_TYPE);
-    this.grpc = contentType !== null && isGrpcContentType(String.UTF8.decode(contentType));
+    this.authority = orEmpty(h, H_AUTHORITY);
+    this.method = orEmpty(h, H_METHOD);
+    this.path = orEmpty(h, H_PATH);
+    if (this.role == Role.Outbound && !root.config.disableHostHeaderFallback) this.host = this.authority;
+    const contentType = h.get(H_CONTENT_TYPE);
+    this.grpc = contentType !== null && isGrpcContentType(contentType);
+    if (root.config.tracing.enabled) this.trace = beginTrace(root, h);
   }
 
   onResponseHeaders(): void {
@@ -58,7 +93,9 @@ export class HttpTelemetry {
     const id = getHeader(MapType.ResponseHeaders, PEER_METADATA_ID);
     const metadata = getHeader(MapType.ResponseHeaders, PEER_METADATA);
     if (metadata !== null) {
-      if (this.role != Role.Inbound) this.upstreamPeer = root.decodePeer(id, metadata);
+      if (this.role != Role.Inbound) {
+        this.upstreamPeer = root.decodePeer(id === null ? null : String.UTF8.decode(id), String.UTF8.decode(metadata));
+      }
       removeHeader(MapType.ResponseHeaders, PEER_METADATA);
     }
     if (id !== null) removeHeader(MapType.ResponseHeaders, PEER_METADATA_ID);
@@ -86,10 +123,16 @@ export class HttpTelemetry {
     for (let i = 0; i < v.length; i++) v[i] = sanitizeLabelValue(v[i]);
     const ids = series.resolve(v);
     // The four standard families, in HTTP_METRIC_NAMES order, then the custom definitions.
+    const requestBytes = getPropertyI64(P.REQUEST_TOTAL_SIZE, 0);
+    const responseBytes = getPropertyI64(P.RESPONSE_TOTAL_SIZE, 0);
     if (ids[0] >= 0) incrementMetric(<u32>ids[0], 1);
     if (ids[1] >= 0) recordMetric(<u32>ids[1], <u64>(getPropertyI64(P.REQUEST_DURATION, 0) / 1000000));
-    if (ids[2] >= 0) recordMetric(<u32>ids[2], <u64>getPropertyI64(P.REQUEST_TOTAL_SIZE, 0));
-    if (ids[3] >= 0) recordMetric(<u32>ids[3], <u64>getPropertyI64(P.RESPONSE_TOTAL_SIZE, 0));
+    if (ids[2] >= 0) recordMetric(<u32>ids[2], <u64>requestBytes);
+    if (ids[3] >= 0) recordMetric(<u32>ids[3], <u64>responseBytes);
+    const trace = this.trace;
+    if (trace !== null) {
+      finishTrace(this.root, this.contextId, trace, this.role, v, this.method, this.authority, this.path, requestBytes, responseBytes);
+    }
     for (let f = 4; f < ids.length; f++) {
       if (ids[f] < 0) continue;
       const family = plan.families[f];
@@ -103,6 +146,11 @@ export class HttpTelemetry {
       }
     }
   }
+}
+
+function orEmpty(h: HeaderSnapshot, index: i32): string {
+  const v = h.get(index);
+  return v === null ? "" : v;
 }
 
 function isGrpcContentType(contentType: string): bool {

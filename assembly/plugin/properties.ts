@@ -16,6 +16,9 @@ export const RESPONSE_CODE = propertyPath(["response", "code"]);
 export const RESPONSE_FLAGS = propertyPath(["response", "flags"]);
 export const RESPONSE_GRPC_STATUS = propertyPath(["response", "grpc_status"]);
 export const REQUEST_DURATION = propertyPath(["request", "duration"]);
+export const REQUEST_TIME = propertyPath(["request", "time"]);
+export const SOURCE_ADDRESS = propertyPath(["source", "address"]);
+export const UPSTREAM_ADDRESS = propertyPath(["upstream", "address"]);
 export const REQUEST_TOTAL_SIZE = propertyPath(["request", "total_size"]);
 export const RESPONSE_TOTAL_SIZE = propertyPath(["response", "total_size"]);
 

@@ -3,9 +3,13 @@
 // context per request.
 import { Context, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
 import {
-  BufferType, defineMetric, getBufferBytes, getPropertyString, incrementMetric, log, LogLevel, MetricType,
-  setEffectiveContext, setTickPeriodMs,
+  BufferType, defineMetric, environment, getBufferBytes, getPropertyString, incrementMetric, log, LogLevel, MetricType,
+  randomBytes, setEffectiveContext, setTickPeriodMs,
 } from "../sdk/host";
+import { CustomTagKind } from "../config/tracing";
+import { SplitMix64, TraceOptions } from "../trace/context";
+import { SpanReporter } from "./reporter";
+import { traceOptions } from "./tracing";
 import { parseConfig, PluginConfig, ReporterMode } from "../config/config";
 import { SeriesCache } from "../stats/registry";
 import { PeerCache } from "../peer/cache";
@@ -30,20 +34,45 @@ export class TelemetryRoot extends RootContext {
   tcpSeries: SeriesCache | null = null;
   /** TCP connections still open, reported on every tick. */
   openConnections: Set<TcpTelemetry> = new Set();
+  /** Trace ids and sampling draws; seeded from the host's random source per configuration. */
+  random: SplitMix64 = new SplitMix64(0);
+  traceOptions: TraceOptions = new TraceOptions();
+  spanReporter: SpanReporter | null = null;
+  /** Custom span tag values known at configure time (literal, environment, node metadata). */
+  resolvedTagValues: string[] = [];
   private invalidPeerMetadataId: i64 = -1;
+  private invalidTraceHeadersId: i64 = -1;
+  private tickMs: u32 = 1000;
+  private sinceTcpReportMs: u32 = 0;
+  private sinceSpanFlushMs: u32 = 0;
 
   createContext(context_id: u32): Context {
     return new TelemetryStream(context_id, this);
   }
 
+  // One timer serves both periodic jobs; it ticks at the shorter of their periods.
   onTick(): void {
-    const open = this.openConnections.values();
-    for (let i = 0; i < open.length; i++) {
-      // Property reads in the first report must see the connection, not the root.
-      setEffectiveContext(open[i].contextId);
-      open[i].report();
+    this.sinceTcpReportMs += this.tickMs;
+    this.sinceSpanFlushMs += this.tickMs;
+    if (this.sinceTcpReportMs >= this.config.tcpReportingMs) {
+      this.sinceTcpReportMs = 0;
+      const open = this.openConnections.values();
+      for (let i = 0; i < open.length; i++) {
+        // Property reads in the first report must see the connection, not the root.
+        setEffectiveContext(open[i].contextId);
+        open[i].report();
+      }
+      setEffectiveContext(this.context_id);
     }
-    setEffectiveContext(this.context_id);
+    const reporter = this.spanReporter;
+    if (reporter !== null && this.sinceSpanFlushMs >= this.config.tracing.flushIntervalMs) {
+      this.sinceSpanFlushMs = 0;
+      reporter.flush();
+    }
+  }
+
+  countInvalidTraceHeaders(): void {
+    if (this.invalidTraceHeadersId >= 0) incrementMetric(<u32>this.invalidTraceHeadersId, 1);
   }
 
   onConfigure(configuration_size: u32): bool {
@@ -65,8 +94,17 @@ export class TelemetryRoot extends RootContext {
     this.local = readLocalIdentity();
     this.httpSeries = new SeriesCache(config.httpPlan, config.maxSeries);
     this.tcpSeries = new SeriesCache(config.tcpPlan, config.maxSeries);
-    setTickPeriodMs(config.tcpReportingMs);
+    const tracing = config.tracing;
+    this.traceOptions = traceOptions(tracing);
+    const seed = new ArrayBuffer(8);
+    randomBytes(seed);
+    this.random = new SplitMix64(load<u64>(changetype<usize>(seed)));
+    this.spanReporter = tracing.enabled && tracing.zipkinCluster.length > 0 ? new SpanReporter(this, tracing) : null;
+    this.resolvedTagValues = resolveTagValues(config);
+    this.tickMs = this.spanReporter !== null ? min(config.tcpReportingMs, tracing.flushIntervalMs) : config.tcpReportingMs;
+    setTickPeriodMs(this.tickMs);
     this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
+    this.invalidTraceHeadersId = defineMetric(MetricType.Counter, "mesh_telemetry_trace_headers_invalid_total");
     defineHeapGauge();
     const w = this.local.workload;
     log(LogLevel.Info, "configured: workload " + w.workloadName + "." + w.namespace + ", node " + this.local.nodeId);
@@ -77,15 +115,15 @@ export class TelemetryRoot extends RootContext {
    * The peer a metadata-exchange header describes, decoded once per peer id. A malformed
    * value yields null (labels become unknown) and is counted; it never fails the request.
    */
-  decodePeer(id: ArrayBuffer | null, metadata: ArrayBuffer): WorkloadInfo | null {
-    const key = id === null ? "" : String.UTF8.decode(id);
+  decodePeer(id: string | null, metadata: string): WorkloadInfo | null {
+    const key = id === null ? "" : id;
     if (key.length > 0) {
       const cached = this.peers.get(key);
       if (cached !== null) return cached;
     }
     let peer: WorkloadInfo | null = null;
-    if (metadata.byteLength <= MAX_PEER_METADATA_BYTES) {
-      const bytes = base64Decode(String.UTF8.decode(metadata));
+    if (metadata.length <= MAX_PEER_METADATA_BYTES) {
+      const bytes = base64Decode(metadata);
       if (bytes !== null) {
         const struct = decodeStruct(bytes);
         if (struct !== null) peer = workloadFromStruct(struct);
@@ -98,4 +136,24 @@ export class TelemetryRoot extends RootContext {
     if (key.length > 0) this.peers.put(key, peer);
     return peer;
   }
+}
+
+// Values of the custom span tags that do not depend on the request; "" for header tags.
+function resolveTagValues(config: PluginConfig): string[] {
+  const tags = config.tracing.customTags;
+  const out: string[] = [];
+  let env: string[] | null = null;
+  for (let i = 0; i < tags.length; i++) {
+    const t = tags[i];
+    let value: string | null = null;
+    if (t.kind == CustomTagKind.Literal) value = t.source;
+    else if (t.kind == CustomTagKind.Metadata) value = new NodeMetadataConstants().nodeMetadata(t.source);
+    else if (t.kind == CustomTagKind.Environment) {
+      if (env === null) env = environment();
+      const prefix = t.source + "=";
+      for (let e = 0; e < env.length; e++) if (env[e].startsWith(prefix)) value = env[e].substring(prefix.length);
+    }
+    out.push(value === null ? t.defaultValue : value);
+  }
+  return out;
 }

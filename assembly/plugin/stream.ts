@@ -18,7 +18,7 @@ export class TelemetryStream extends Context {
   }
 
   onRequestHeaders(_headers: u32, _end_of_stream: bool): FilterHeadersStatusValues {
-    const http = new HttpTelemetry(this.root);
+    const http = new HttpTelemetry(this.root, this.context_id);
     this.http = http;
     http.onRequestHeaders();
     return FilterHeadersStatusValues.Continue;

@@ -167,3 +167,44 @@ export function setTickPeriodMs(ms: u32): u32 {
 export function setEffectiveContext(contextId: u32): u32 {
   return imports.proxy_set_effective_context(contextId);
 }
+
+/** All pairs of a header map in the ABI's serialized form (one host call), or an empty buffer. */
+export function getHeaderPairs(map: MapType): ArrayBuffer {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const status = imports.proxy_get_header_map_pairs(map, OUT, OUT + 4);
+  const value = takeHostBuffer();
+  return status == Status.Ok ? value : new ArrayBuffer(0);
+}
+
+// @ts-ignore: decorator
+@external("wasi_snapshot_preview1", "environ_sizes_get")
+declare function wasi_environ_sizes_get(count: usize, size: usize): u16;
+
+// @ts-ignore: decorator
+@external("wasi_snapshot_preview1", "environ_get")
+declare function wasi_environ_get(environ: usize, buffer: usize): u16;
+
+/**
+ * The VM's environment (Envoy's vm_config.environment_variables; Istio's vmConfig.env) as
+ * "KEY=value" strings, read through WASI.
+ */
+export function environment(): string[] {
+  const out: string[] = [];
+  if (wasi_environ_sizes_get(OUT, OUT + 4) != 0) return out;
+  const count = load<u32>(OUT);
+  const size = load<u32>(OUT, 4);
+  if (count == 0 || size == 0 || count > 4096 || size > 1 << 20) return out;
+  const pointers = new ArrayBuffer(count * 4);
+  const buffer = new ArrayBuffer(size);
+  if (wasi_environ_get(changetype<usize>(pointers), changetype<usize>(buffer)) != 0) return out;
+  const base = changetype<usize>(buffer);
+  for (let i: u32 = 0; i < count; i++) {
+    const start = load<usize>(changetype<usize>(pointers) + i * 4);
+    if (start < base || start >= base + size) continue;
+    let end = start;
+    while (end < base + size && load<u8>(end) != 0) end++;
+    out.push(String.UTF8.decodeUnsafe(start, end - start));
+  }
+  return out;
+}

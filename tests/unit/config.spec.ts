@@ -131,3 +131,50 @@ describe("metrics[] and definitions[]", () => {
     expect(parseDurationMs("1..5s")).toBe(-1.0);
   });
 });
+
+describe("tracing", () => {
+  it("has trace context on by default and no span reporting", () => {
+    const t = parseConfig("{}").config!.tracing;
+    expect(t.enabled).toBe(true);
+    expect(t.samplingPercentage).toBe(1.0);
+    expect(t.zipkinCluster).toBe("");
+    expect(t.writeW3c && t.writeB3Multi && !t.writeB3Single).toBe(true);
+  });
+
+  it("reads the collector, formats, batching and custom tags", () => {
+    const r = parseConfig(
+      '{"tracing": {"random_sampling_percentage": 12.5, "zipkin": {"cluster": "zipkin", "timeout": "500ms"}, "write_formats": ["b3"], "read_formats": ["b3multi", "w3c"], "flush_interval": "2s", "custom_tags": {"t": {"header": {"name": "X-User", "default_value": "anon"}}, "e": {"environment": {"name": "POD"}}}}}',
+    );
+    expect(r.error).toBe("");
+    const t = r.config!.tracing;
+    expect(t.samplingPercentage).toBe(12.5);
+    expect(t.zipkinCluster).toBe("zipkin");
+    expect(t.zipkinAuthority).toBe("zipkin");
+    expect(t.zipkinTimeoutMs).toBe(500);
+    expect(t.writeB3Single && !t.writeW3c && !t.writeB3Multi).toBe(true);
+    expect(t.readFormats.length).toBe(2);
+    expect(t.flushIntervalMs).toBe(2000);
+    expect(t.customTags[0].source).toBe("x-user");
+    expect(t.customTags[0].defaultValue).toBe("anon");
+  });
+
+  it("refuses bad tracing configuration naming the field", () => {
+    expect(refusal('{"tracing": {"random_sampling_percentage": 101}}')).toBe(
+      "field 'tracing.random_sampling_percentage' (offset 43): expected a number from 0 to 100",
+    );
+    expect(refusal('{"tracing": {"zipkin": {"path": "/x"}}}')).toBe("field 'tracing.zipkin.cluster' (offset 23): missing");
+    expect(refusal('{"tracing": {"write_formats": ["jaeger"]}}')).toBe(
+      "field 'tracing.write_formats[0]' (offset 31): expected w3c, b3 or b3multi, each once",
+    );
+    expect(refusal('{"tracing": {"tracestate_key": "Bad Key"}}')).toBe(
+      "field 'tracing.tracestate_key' (offset 31): not a valid W3C tracestate key",
+    );
+    expect(refusal('{"tracing": {"custom_tags": {"t": {"cookie": {"name": "x"}}}}}')).toBe(
+      "field 'tracing.custom_tags.t' (offset 34): unknown tag source 'cookie' (literal, header, environment, metadata)",
+    );
+    expect(refusal('{"tracing": {"max_batch_spans": 50, "max_buffered_spans": 10}}')).toBe(
+      "field 'tracing.max_batch_spans' (offset 12): must not exceed max_buffered_spans",
+    );
+    expect(refusal('{"tracing": {"sample": 1}}')).toBe("field 'tracing.sample' (offset 23): unknown field");
+  });
+});

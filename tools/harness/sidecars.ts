@@ -78,6 +78,8 @@ export interface SidecarOptions {
   outbound?: Array<{ service: ServiceRef; port: number; endpointWorkload?: Workload; http2?: boolean }>;
   plugin?: WasmFilterOptions;
   concurrency?: number;
+  /** More clusters, e.g. a Zipkin collector the plugin reports to. */
+  clusters?: any[];
 }
 
 export interface Sidecar {
@@ -108,6 +110,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     if (o.http2) c.typed_extension_protocol_options = HTTP2_UPSTREAM;
     clusters.push(c);
   }
+  clusters.push(...(opts.clusters ?? []));
   const envoy = await startEnvoy({ name, node: sidecarNode(opts.workload), listeners, clusters, concurrency: opts.concurrency });
   return { envoy, inboundPort, outboundPorts };
 }
