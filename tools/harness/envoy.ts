@@ -81,17 +81,17 @@ export const ROUTER_FILTER = {
   typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
 };
 
-export interface HttpListenerOptions {
+export interface ListenerOptions {
   name: string;
   port: number;
   address?: string;
   direction: "INBOUND" | "OUTBOUND" | "UNSPECIFIED";
   cluster: string;
-  /** HTTP filters before the router. */
+  /** Filters before the terminal one: HTTP filters before the router, network filters before tcp_proxy. */
   filters: any[];
 }
 
-export function httpListener(opts: HttpListenerOptions): any {
+export function httpListener(opts: ListenerOptions): any {
   return renderTemplate("http-listener.yaml", {
     NAME: opts.name,
     ADDRESS: opts.address ?? "127.0.0.1",
@@ -102,17 +102,7 @@ export function httpListener(opts: HttpListenerOptions): any {
   });
 }
 
-export interface TcpListenerOptions {
-  name: string;
-  port: number;
-  address?: string;
-  direction: "INBOUND" | "OUTBOUND" | "UNSPECIFIED";
-  cluster: string;
-  /** Network filters before tcp_proxy. */
-  filters: any[];
-}
-
-export function tcpListener(opts: TcpListenerOptions): any {
+export function tcpListener(opts: ListenerOptions): any {
   const tcpProxy = {
     name: "envoy.filters.network.tcp_proxy",
     typed_config: {
