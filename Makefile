@@ -15,10 +15,10 @@ WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext
 	--enable-mutable-globals --enable-nontrapping-float-to-int
 PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
 # Debian packages the tests and the demo run for real: Prometheus and promtool, the OCI
-# registry, and the image tools.
-APT_PACKAGES := prometheus docker-registry skopeo buildah
+# registry, the image tools, containers and network namespaces for the mesh, SVG to PNG.
+APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 librsvg2-bin
 
-.PHONY: deps system-deps build debug test test-unit test-integration demo bench image manifests validate-manifests clean
+.PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench image manifests validate-manifests clean
 
 deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps
 
@@ -68,8 +68,15 @@ test-unit: $(NPM_STAMP)
 test-integration: deps build
 	$(TSX) tools/test.ts --integration
 
+# The local mesh: pods in network namespaces, Envoy sidecars in podman containers with
+# iptables interception, Prometheus and Zipkin. In a terminal it stays up until Ctrl-C.
 demo: deps build
 	$(TSX) tools/demo.ts
+
+# Removes everything the demo (or an interrupted one) left: namespaces, containers, bridge,
+# iptables rules, processes.
+demo-down: $(NPM_STAMP)
+	$(TSX) tools/demo-down.ts
 
 clean:
 	rm -rf build

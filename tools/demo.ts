@@ -1,53 +1,156 @@
-// `make demo`: starts Envoy with the plugin in front of a small app (an outbound listener
-// reporting as `source` and an inbound one reporting as `destination`), drives traffic with a
-// mix of response codes, and shows what the plugin counted on /stats/prometheus.
-import {
-  startEnvoy, startUpstream, freePort, httpListener, staticCluster, wasmHttpFilter, httpRequest,
-} from "./harness/envoy.ts";
-import { parsePrometheus, select } from "./harness/prometheus.ts";
+// `make demo`: a local mesh shaped like Istio's bookinfo (tools/mesh/), every pod a network
+// namespace with its app and an Envoy sidecar container that runs the plugin, delivered from
+// a registry through the WasmPlugin manifests; Istio's iptables interception; Prometheus
+// scraping every proxy's :15090; Zipkin. It drives bounded traffic through the ingress gateway
+// and shows, per edge, rate, errors and p50/p99 latency computed by PromQL, the slowest trace
+// (once the plugin emits spans) and the service graph as SVG and PNG.
+//
+// Interactive (a terminal): the mesh stays up afterwards with light traffic, so Prometheus and
+// Zipkin can be explored, until Ctrl-C, `make demo-down` or DEMO_HOLD_MAX minutes. Otherwise it
+// tears down at once (DEMO_HOLD=<seconds> holds anyway).
+// Environment: DEMO_RPS (20), DEMO_SECONDS (30), DEMO_FAIL_RATE (0.15, ratings' share of 500s),
+// MESH_MODE=loopback (processes on 127.0.0.1 instead of namespaces and containers).
+import { join } from "node:path";
+import { ROOT } from "./harness/envoy.ts";
+import { sweepMesh } from "./mesh/cleanup.ts";
+import { podmanPsCommand } from "./mesh/containers.ts";
+import { writeServiceGraph } from "./mesh/graph.ts";
+import { startMesh, type Mesh } from "./mesh/mesh.ts";
+import { edgeStats, formatEdgeTable, formatTraceTree, promQuery, slowestTrace } from "./mesh/report.ts";
+import { stepper } from "./mesh/sys.ts";
 
-const started = Date.now();
-const step = (text: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
+const PREFIX = "mtw";
+const OUT = join(ROOT, "build/demo");
+// Traffic stays bounded whatever the environment says: at most 200 req/s, 10 min, 2 h of hold.
+const setting = (name: string, fallback: number, min: number, max: number) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} must be a number from ${min} to ${max}`);
+  return v;
+};
+const RPS = setting("DEMO_RPS", 20, 1, 200);
+const SECONDS = setting("DEMO_SECONDS", 30, 5, 600);
+const FAIL_RATE = setting("DEMO_FAIL_RATE", 0.15, 0, 1);
+const HOLD_RPS = setting("DEMO_HOLD_RPS", 2, 0.1, 20);
+const HOLD_MAX_MIN = setting("DEMO_HOLD_MAX", 30, 0, 120);
+const hold = process.env.DEMO_HOLD !== undefined ? setting("DEMO_HOLD", 0, 0, 7200) : process.stdin.isTTY && !process.env.CI ? HOLD_MAX_MIN * 60 : 0;
 
-step("starting the app (a loopback HTTP server)");
-const app = await startUpstream();
-const outbound = await freePort();
-const inbound = await freePort();
-step("starting Envoy with build/plugin.wasm on an outbound and an inbound listener");
-const envoy = await startEnvoy({
-  name: "demo",
-  listeners: [
-    httpListener({ name: "outbound", port: outbound, direction: "OUTBOUND", cluster: "app", filters: [wasmHttpFilter()] }),
-    httpListener({ name: "inbound", port: inbound, direction: "INBOUND", cluster: "app", filters: [wasmHttpFilter()] }),
-  ],
-  clusters: [staticCluster("app", app.port)],
-});
+const step = stepper();
+const stop = new AbortController();
+let signals = 0;
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(sig, () => {
+    signals++;
+    if (signals === 1) {
+      console.log(`\n${sig}: stopping; tearing the mesh down (${sig === "SIGINT" ? "Ctrl-C again" : "a second signal"} forces it)`);
+      stop.abort();
+    } else {
+      console.log("forced: removing everything of the mesh now");
+      sweepMesh(PREFIX).finally(() => process.exit(130));
+    }
+  });
+}
+// A crash (an exception nothing awaited) must not leave the mesh behind either.
+for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+  process.on(event, (err) => {
+    console.error(`\ndemo crashed: ${(err as Error)?.stack ?? err}\nremoving everything of the mesh`);
+    sweepMesh(PREFIX).finally(() => process.exit(1));
+  });
+}
+const aborted = () => {
+  if (stop.signal.aborted) throw new Error("stopped");
+};
+
+let mesh: Mesh | undefined;
+let exitCode = 0;
+let shown = false; // results printed: a later stop (Ctrl-C, make demo-down) is the normal end
 try {
-  step(`Envoy is LIVE (admin http://127.0.0.1:${envoy.adminPort}/stats/prometheus)`);
-  const plan: Array<[number, string, number]> = [
-    [outbound, "/", 40],
-    [outbound, "/status/503", 5],
-    [inbound, "/", 30],
-    [inbound, "/status/404", 3],
-  ];
-  for (const [port, path, count] of plan) {
-    for (let i = 0; i < count; i++) await httpRequest(`http://127.0.0.1:${port}${path}`);
-    step(`sent ${count} requests to ${port === outbound ? "outbound" : "inbound"} ${path}`);
+  step("starting the mesh (first run: builds the Envoy image; Zipkin takes ~20 s to start)");
+  mesh = await startMesh({ prefix: PREFIX, subnet: 0, outDir: OUT, step, ratingsFailRate: FAIL_RATE, mode: process.env.MESH_MODE === "loopback" ? "loopback" : "auto" });
+  aborted();
+
+  step(`warm-up: a few requests through ${mesh.gatewayUrl} so every edge exists before the measured run`);
+  await mesh.warmup();
+  aborted();
+  step(`traffic: ${RPS} req/s for ${SECONDS} s through the ingress gateway (ratings fails ${(FAIL_RATE * 100).toFixed(0)}% with HTTP 500, slow tail of 150 ms)`);
+  const traffic = await mesh.drive({
+    rps: RPS,
+    seconds: SECONDS,
+    abort: stop.signal,
+    onProgress: (r, ms) => step(`  ${(ms / 1000).toFixed(0)} s: ${r.sent} requests sent, ${r.transportErrors} transport errors`),
+  });
+  aborted();
+  const codes = Object.entries(traffic.byStatus).map(([c, n]) => `${n} x ${c}`).join(", ");
+  step(`traffic done: ${traffic.sent} requests (${codes}${traffic.transportErrors ? `, ${traffic.transportErrors} transport errors` : ""}); waiting for Prometheus to scrape the end`);
+  await mesh.prometheus!.waitForScrapes(2);
+
+  const at = traffic.endedAt / 1000;
+  const window = (traffic.endedAt - traffic.startedAt) / 1000;
+  const edges = await edgeStats(mesh.prometheus!.url, window, at);
+  console.log(`\nPer edge over the ${window.toFixed(0)} s run (PromQL on istio_requests_total and istio_request_duration_milliseconds, reporter="source"; last column: both reporters' totals):\n`);
+  console.log(formatEdgeTable(edges));
+
+  if (mesh.mode === "containers") {
+    // 0.0.0.0_9080 is not bound: only connections iptables sent to 15001 reach it (handed off
+    // by virtualOutbound, and counted there). virtualInbound (15006) gets what iptables redirects in.
+    const cx = await promQuery(mesh.prometheus!.url, `sum by (pod, envoy_listener_address) (envoy_listener_downstream_cx_total{envoy_listener_address=~"0.0.0.0_(9080|15006)"})`);
+    const per = new Map<string, { out: number; in: number }>();
+    for (const s of cx) {
+      const entry = per.get(s.metric.pod) ?? { out: 0, in: 0 };
+      if (s.metric.envoy_listener_address.endsWith("_9080")) entry.out = s.value;
+      else entry.in = s.value;
+      per.set(s.metric.pod, entry);
+    }
+    console.log(`\nConnections iptables redirected to the sidecars (outbound via 15001 / inbound via 15006): ${[...per].map(([p, v]) => `${p} ${v.out}/${v.in}`).join(", ")}`);
   }
-  const samples = select(parsePrometheus(await envoy.prometheus()), "istio_requests_total");
-  console.log("\nistio_requests_total as Envoy exports it:\n");
-  console.log("  reporter      response_code  request_protocol  count");
-  for (const s of samples.sort((a, b) => (a.labels.reporter + a.labels.response_code).localeCompare(b.labels.reporter + b.labels.response_code))) {
-    console.log(`  ${s.labels.reporter.padEnd(12)}  ${s.labels.response_code.padEnd(13)}  ${s.labels.request_protocol.padEnd(16)}  ${s.value}`);
+
+  console.log("");
+  if (mesh.zipkin) {
+    const trace = await slowestTrace(mesh.zipkin);
+    if (trace) console.log(`Slowest trace in Zipkin:\n${formatTraceTree(trace)}`);
+    else console.log(`Zipkin has no spans: the plugin does not emit them yet (trace context is parsed but not wired in; hook: tracingPluginConfig in tools/mesh/plugin.ts). The apps already forward trace headers.`);
+  } else console.log(`Zipkin is not running (${mesh.zipkinError ?? "disabled"}): no trace to show.`);
+
+  const t = mesh.topology;
+  const describe = (w: string) => {
+    const p = t.pods.find((x) => x.workload.workload === w);
+    return p ? `${p.workload.namespace}${p.workload.version ? ` · ${p.workload.version}` : ""}` : "";
+  };
+  const graph = await writeServiceGraph(edges, OUT, {
+    title: "mesh-telemetry-wasm: service graph",
+    subtitle: `${mesh.mode === "containers" ? "Envoy sidecar containers, iptables interception" : "loopback fallback"} · ${RPS} req/s for ${SECONDS} s · istio_requests_total / istio_request_duration_milliseconds, reporter=source`,
+    describe,
+  });
+  console.log(`\nService graph: ${graph.svg.replace(`${ROOT}/`, "")}${graph.png ? ` and ${graph.png.replace(`${ROOT}/`, "")}` : ` (no PNG: ${graph.pngProblem})`}`);
+
+  console.log(`\nPrometheus: ${mesh.prometheus!.url}   (try: sum by (source_workload, destination_workload, response_code) (rate(istio_requests_total{reporter="source"}[1m])))`);
+  console.log(`Zipkin:     ${mesh.zipkin?.url ?? "not running"}`);
+  console.log(`Gateway:    ${mesh.gatewayUrl}/productpage/1`);
+  if (mesh.mode === "containers") {
+    console.log(`Sidecar configs and logs: build/demo/pods/<pod>/; WasmPlugins: build/demo/deploy/`);
+    console.log(`Containers: ${podmanPsCommand()}`);
   }
-  console.log(`\n${samples.length} series, each with ${Object.keys(samples[0]?.labels ?? {}).length} labels. Full text:`);
-  console.log(`  curl -s http://127.0.0.1:${envoy.adminPort}/stats/prometheus | grep istio_requests_total`);
-  if (process.env.DEMO_HOLD) {
-    step("holding (DEMO_HOLD set); Ctrl-C to stop");
-    await new Promise<void>((resolveHold) => process.on("SIGINT", () => resolveHold()));
+
+  shown = true;
+  if (hold > 0 && !stop.signal.aborted) {
+    step(`mesh stays up with ${HOLD_RPS} req/s of traffic for up to ${(hold / 60).toFixed(0)} min: Ctrl-C here, or \`make demo-down\` elsewhere, to stop`);
+    await mesh.drive({ rps: HOLD_RPS, seconds: hold, abort: stop.signal });
+  }
+} catch (err) {
+  if (!stop.signal.aborted) {
+    console.error(`\ndemo failed: ${(err as Error).stack ?? err}`);
+    exitCode = 1;
   }
 } finally {
-  await envoy.stop();
-  await app.close();
-  step("stopped Envoy and the app");
+  if (mesh) {
+    step(mesh.mode === "containers"
+      ? "tearing down: containers, apps, Prometheus, Zipkin, registry, namespaces, bridge"
+      : "tearing down: proxies, apps, Prometheus, Zipkin, registry");
+    const left = await mesh.down();
+    if (left.length === 0) step(mesh.mode === "containers" ? "clean: no namespace, container, link or process of the mesh is left" : "clean: no process of the mesh is left");
+    else {
+      step(`LEFT BEHIND (run make demo-down): ${left.join("; ")}`);
+      exitCode = exitCode || 1;
+    }
+  }
 }
+process.exit(exitCode || (stop.signal.aborted && !shown ? 130 : 0));

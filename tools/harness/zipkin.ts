@@ -66,17 +66,29 @@ export class Zipkin {
   }
 }
 
-export async function startZipkin(): Promise<Zipkin> {
+export interface ZipkinOptions {
+  /** Port for the UI and API on 127.0.0.1 (default: a free one). */
+  port?: number;
+  /** A second address to listen on, e.g. a bridge where proxies in other namespaces reach it. */
+  collector?: { ip: string; port: number };
+  /** Extra environment for the JVM and Zipkin (e.g. a marker to find the process by). */
+  env?: Record<string, string>;
+}
+
+export async function startZipkin(opts: ZipkinOptions = {}): Promise<Zipkin> {
   if (!existsSync(ZIPKIN_JAR)) throw new Error(`${ZIPKIN_JAR} missing: run 'make deps'`);
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
+  const ports = [`--armeria.ports[0].port=${port}`, "--armeria.ports[0].ip=127.0.0.1", "--armeria.ports[0].protocols=http"];
+  if (opts.collector) {
+    const c = opts.collector;
+    ports.push(`--armeria.ports[1].port=${c.port}`, `--armeria.ports[1].ip=${c.ip}`, "--armeria.ports[1].protocols=http");
+  }
   const child = spawn("java", [
-    "-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+    "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:ActiveProcessorCount=1",
     "-jar", ZIPKIN_JAR,
-    `--armeria.ports[0].port=${port}`,
-    "--armeria.ports[0].ip=127.0.0.1",
-    "--armeria.ports[0].protocols=http",
+    ...ports,
     "--logging.level.root=WARN",
-  ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STORAGE_TYPE: "mem", MEM_MAX_SPANS: "500000" } });
+  ], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env, STORAGE_TYPE: "mem", MEM_MAX_SPANS: "200000" } });
   let stderr = "";
   child.stderr?.on("data", (c) => (stderr += c));
   const zipkin = new Zipkin(port, child);
@@ -85,7 +97,7 @@ export async function startZipkin(): Promise<Zipkin> {
       if (child.exitCode !== null) throw new Error(`zipkin exited: ${stderr.slice(-2000)}`);
       const res = await httpRequest(`${zipkin.url}/health`, { timeoutMs: 1000 });
       return res.status === 200 ? true : undefined;
-    }, 90000);
+    }, 120000);
   } catch (err) {
     await zipkin.stop();
     throw err;

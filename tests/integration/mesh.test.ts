@@ -1,0 +1,178 @@
+// The demo mesh as a test (the slowest file, about a minute). Brings up the
+// bookinfo-shaped mesh (tools/mesh/) under its own prefix and subnet (mtt, 10.77.1.0/24, so it
+// never collides with a running `make demo`), drives bounded traffic through the ingress
+// gateway, and checks what the plugin reported through real Prometheus: every edge from both
+// reporters with the right workload labels, the faulty service's error rate, that the traffic
+// really went through iptables interception, that the apps' trace headers reach every hop; then
+// tears everything down in `after` and checks nothing is left. It needs root and podman (make
+// test installs podman); MESH_MODE=loopback runs the process fallback instead, without the
+// interception checks.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { eventually, httpRequest, ROOT } from "../../tools/harness/envoy.ts";
+import { writeServiceGraph } from "../../tools/mesh/graph.ts";
+import { startMesh, type Mesh, type TrafficRun } from "../../tools/mesh/mesh.ts";
+import { podRules } from "../../tools/mesh/pods.ts";
+import { edgeStats, promQuery, traceDuration } from "../../tools/mesh/report.ts";
+import { expectedEdges } from "../../tools/mesh/topology.ts";
+import type { ZipkinSpan } from "../../tools/harness/zipkin.ts";
+
+const LOOPBACK = process.env.MESH_MODE === "loopback";
+const PREFIX = "mtt";
+const OUT = join(ROOT, "build/mesh-test");
+const FAIL_RATE = 0.2;
+const RPS = 20;
+const SECONDS = 12;
+const WARMUP = 8;
+
+let mesh: Mesh | undefined;
+let traffic: TrafficRun;
+
+before(async () => {
+  mesh = await startMesh({
+    prefix: PREFIX, subnet: 1, outDir: OUT, ratingsFailRate: FAIL_RATE, scrapeInterval: "1s",
+    mode: LOOPBACK ? "loopback" : "auto",
+    step: (t) => console.log(`# mesh: ${t}`),
+  });
+  await mesh.warmup(WARMUP);
+  traffic = await mesh.drive({ rps: RPS, seconds: SECONDS });
+  await mesh.prometheus!.waitForScrapes(2);
+});
+
+after(async () => {
+  if (!mesh) return;
+  const left = await mesh.down();
+  assert.deepEqual(left, [], "the mesh left something behind");
+});
+
+const prom = (q: string) => promQuery(mesh!.prometheus!.url, q);
+
+function workloadLabels(name: string): { workload: string; namespace: string; app: string; version: string } {
+  const pod = mesh!.topology.pods.find((p) => p.workload.workload === name)!;
+  // No version label (the gateway): the plugin, like Istio, reports "unknown".
+  return { workload: name, namespace: pod.workload.namespace, app: pod.workload.app, version: pod.workload.version || "unknown" };
+}
+
+test("every edge is reported by both sidecars, with the source and destination workloads' labels and equal counts", async () => {
+  const rows = await prom(
+    "sum by (reporter, source_workload, source_workload_namespace, source_app, source_version, destination_workload, destination_workload_namespace, destination_app, destination_version, destination_service_name) (istio_requests_total)",
+  );
+  const expected = expectedEdges(mesh!.topology);
+  assert.equal(expected.length, 4);
+  const seen = rows.map((r) => `${r.metric.reporter}: ${r.metric.source_workload} -> ${r.metric.destination_workload}`).sort();
+  const want = expected.flatMap((e) => ["source", "destination"].map((rep) => `${rep}: ${e.source} -> ${e.destination}`)).sort();
+  assert.deepEqual(seen, want, "exactly the topology's edges, each from both reporters (no unknown peers)");
+
+  for (const e of expected) {
+    const src = workloadLabels(e.source);
+    const dst = workloadLabels(e.destination);
+    const service = mesh!.topology.pods.find((p) => p.workload.workload === e.destination)!.service;
+    const counts: Record<string, number> = {};
+    for (const reporter of ["source", "destination"]) {
+      const r = rows.find((x) => x.metric.reporter === reporter && x.metric.source_workload === e.source && x.metric.destination_workload === e.destination)!;
+      assert.deepEqual(r.metric, {
+        reporter,
+        source_workload: src.workload, source_workload_namespace: src.namespace, source_app: src.app, source_version: src.version,
+        destination_workload: dst.workload, destination_workload_namespace: dst.namespace, destination_app: dst.app, destination_version: dst.version,
+        destination_service_name: service,
+      }, `${reporter} reporter for ${e.source} -> ${e.destination}`);
+      counts[reporter] = r.value;
+    }
+    assert.equal(counts.source, counts.destination, `${e.source} -> ${e.destination}: both sidecars counted every request`);
+  }
+  const [gateway] = await prom(`sum(istio_requests_total{reporter="source",source_workload="istio-ingressgateway"})`);
+  assert.equal(gateway.value, WARMUP + traffic.sent, "the gateway counted every request the load generator sent");
+  assert.deepEqual(traffic.byStatus, { 200: traffic.sent }, "reviews-v2 degrades gracefully: clients see no errors");
+});
+
+test("the faulty service's error rate is what it was told to fail; every other edge is clean", async () => {
+  for (const reporter of ["source", "destination"]) {
+    const [errors] = await prom(`sum(istio_requests_total{reporter="${reporter}",destination_workload="ratings-v1",response_code="500"})`);
+    const [all] = await prom(`sum(istio_requests_total{reporter="${reporter}",destination_workload="ratings-v1"})`);
+    // ratings fails exactly floor(n * rate) of its first n requests.
+    assert.equal(errors.value, Math.floor(all.value * FAIL_RATE), `${reporter}: ${errors.value} of ${all.value} failed`);
+  }
+  const edges = await edgeStats(mesh!.prometheus!.url, (traffic.endedAt - traffic.startedAt) / 1000, traffic.endedAt / 1000);
+  const ratings = edges.find((e) => e.destination === "ratings-v1")!;
+  assert.ok(Math.abs(ratings.errorRate - FAIL_RATE) < 0.05, `PromQL error rate of reviews-v2 -> ratings-v1: ${ratings.errorRate}`);
+  for (const e of edges.filter((x) => x.destination !== "ratings-v1")) assert.equal(e.errorRate, 0, `${e.source} -> ${e.destination}`);
+  const gateway = edges.find((e) => e.source === "istio-ingressgateway")!;
+  assert.ok(Math.abs(gateway.rps - RPS) / RPS < 0.2, `PromQL request rate at the gateway ${gateway.rps}, sent ${RPS}/s`);
+  assert.ok(ratings.p99 > ratings.p50, `latency percentiles ${ratings.p50} < ${ratings.p99}`);
+
+  const graph = await writeServiceGraph(edges, OUT, { title: "mesh test", subtitle: "" });
+  const svg = readFileSync(graph.svg, "utf8");
+  assert.equal((svg.match(/marker-end=/g) ?? []).length, 4, "one arrow per edge");
+  assert.equal((svg.match(/marker-end="url\(#arrow-err\)"/g) ?? []).length, 1, "only the ratings edge is red");
+});
+
+test("traffic went through iptables interception into the sidecars, both directions", async (t) => {
+  if (LOOPBACK) return t.skip("MESH_MODE=loopback: no interception to check");
+  assert.equal(mesh!.mode, "containers", `containers unavailable: ${mesh!.modeReason}`);
+  const counter = (rules: string, re: RegExp) => Number(new RegExp(`^\\[(\\d+):\\d+\\] ${re.source}`, "m").exec(rules)?.[1] ?? -1);
+  for (const p of mesh!.pods) {
+    const rules = await podRules(p.netns!);
+    if (p.def.kind === "gateway") {
+      assert.ok(!rules.includes("ISTIO"), "gateways are not intercepted");
+      continue;
+    }
+    assert.ok(counter(rules, /-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/) > 0, `${p.def.key}: inbound connections redirected to 15006`);
+    const calls = (p.def.app?.calls.length ?? 0) > 0;
+    const out = counter(rules, /-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/);
+    assert.ok(calls ? out > 0 : out === 0, `${p.def.key}: ${out} outbound connections redirected to 15001`);
+  }
+  // 0.0.0.0_9080 is not bound to its port: connections reach it only by virtualOutbound's hand-off.
+  const cx = await prom(`sum by (pod, envoy_listener_address) (envoy_listener_downstream_cx_total{envoy_listener_address=~"0.0.0.0_(9080|15006)"})`);
+  const value = (pod: string, listener: string) => cx.find((r) => r.metric.pod === pod && r.metric.envoy_listener_address === listener)?.value ?? 0;
+  for (const pod of ["productpage-v1", "reviews-v2"]) assert.ok(value(pod, "0.0.0.0_9080") > 0, `${pod} outbound through 15001`);
+  for (const pod of ["productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1"]) assert.ok(value(pod, "0.0.0.0_15006") > 0, `${pod} inbound through 15006`);
+});
+
+test("the apps forward trace headers: the same trace id and request id reach every hop", async () => {
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const headers = {
+    traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+    "x-b3-traceid": traceId,
+    "x-b3-spanid": "00f067aa0ba902b7",
+    "x-b3-sampled": "1",
+  };
+  // Round robin between reviews-v1 and v2, and ratings' failures: ask until a request has gone
+  // gateway -> productpage -> reviews-v2 -> ratings and back with ratings' answer.
+  const body = await eventually("a request answered through reviews-v2 and ratings", async () => {
+    const res = await httpRequest(`${mesh!.gatewayUrl}/productpage/7`, { headers });
+    const b = JSON.parse(res.body);
+    return b.reviews?.ratingsTrace ? b : undefined;
+  });
+  const hops = { productpage: body.trace, reviews: body.reviews.trace, ratings: body.reviews.ratingsTrace };
+  const requestId = hops.productpage["x-request-id"];
+  assert.match(requestId, /^[0-9a-f-]{36}$/, "the gateway started an x-request-id");
+  for (const [hop, seen] of Object.entries(hops)) {
+    assert.equal(seen.traceparent?.split("-")[1], traceId, `${hop}: traceparent trace id`);
+    assert.equal(seen["x-b3-traceid"], traceId, `${hop}: x-b3-traceid`);
+    assert.equal(seen["x-request-id"], requestId, `${hop}: x-request-id`);
+  }
+});
+
+test("one connected trace in Zipkin across gateway, productpage, reviews and ratings", async () => {
+  assert.ok(mesh!.plugin?.tracing, "the mesh's plugins report spans");
+  assert.ok(mesh!.zipkin, `Zipkin not running: ${mesh!.zipkinError}`);
+  const services = ["istio-ingressgateway", "productpage", "reviews", "ratings"];
+  // Each proxy flushes its spans on its own timer, so a trace is complete once every span's
+  // parent has arrived: one root, every hop present.
+  const rootsOf = (spans: ZipkinSpan[]) => {
+    const ids = new Set(spans.map((x) => x.id));
+    return spans.filter((x) => !x.parentId || !ids.has(x.parentId));
+  };
+  const trace = await eventually("a complete trace spanning every hop", async () => {
+    const traces = await mesh!.zipkin!.traces({ limit: 200 });
+    return traces.find((spans) => services.every((s) => spans.some((x) => x.localEndpoint?.serviceName?.startsWith(s))) && rootsOf(spans).length === 1);
+  }, 30_000);
+  const [root] = rootsOf(trace);
+  assert.equal(root.kind, "CLIENT");
+  assert.ok(root.localEndpoint?.serviceName?.startsWith("istio-ingressgateway"), "the trace starts at the gateway");
+  // One client and one server span per sidecar-to-sidecar hop.
+  assert.equal(trace.filter((x) => x.kind === "SERVER").length, trace.filter((x) => x.kind === "CLIENT").length);
+  assert.ok(traceDuration(trace) > 0);
+});

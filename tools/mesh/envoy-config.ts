@@ -1,0 +1,236 @@
+// Envoy configuration for the mesh's proxies, as istiod + istio-agent would write it for each
+// pod, from the envoy/mesh-*.yaml templates, the harness's bootstrap and the filters the
+// WasmPlugin loader produced.
+//
+// Intercepted pods (containers): virtualOutbound 15001 -> 0.0.0.0_9080 (routes by Host to
+// outbound|9080||<svc>), virtualInbound 15006 (a chain per app port -> inbound|9080||), plus
+// 15090 (/stats/prometheus) and 15021 (/healthz/ready); admin on 127.0.0.1:15000.
+// Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
+import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../harness/envoy.ts";
+import { sidecarNode } from "../harness/sidecars.ts";
+import { filtersFor, type LoadedWasmPlugin } from "../harness/wasmplugin.ts";
+import { outboundClusterName, serviceFqdn, type PodDef, type ServiceDef, type Topology } from "./topology.ts";
+
+export const ADMIN_PORT = 15000;
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  pod: PodDef;
+}
+
+/** Node identity and metadata like istio-agent's; gateways get `router~` ids and no version label. */
+export function meshNode(pod: PodDef, ip: string): NodeIdentity {
+  const node = sidecarNode(pod.workload, ip);
+  const labels = node.metadata.LABELS as Record<string, string>;
+  if (pod.kind === "gateway") {
+    node.id = node.id.replace(/^sidecar~/, "router~");
+    delete labels.version;
+    labels["service.istio.io/canonical-revision"] = "latest";
+  }
+  Object.assign(labels, pod.labels ?? {});
+  return node;
+}
+
+function workloadLabel(pod: PodDef): string {
+  const w = pod.workload;
+  return `${w.workload};${w.namespace};${w.app};${w.version || "latest"};${w.cluster ?? "Kubernetes"}`;
+}
+
+/** outbound|port||fqdn (or inbound|port||) with istio service metadata and per-endpoint workload labels. */
+export function serviceCluster(name: string, service: { name: string; namespace: string }, endpoints: Endpoint[]): any {
+  return renderTemplate("mesh-service-cluster.yaml", {
+    NAME: name,
+    ISTIO_METADATA: { services: [{ host: serviceFqdn(service), name: service.name, namespace: service.namespace }] },
+    LB_ENDPOINTS: endpoints.map((e) => ({
+      endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+      metadata: { filter_metadata: { istio: { workload: workloadLabel(e.pod) } } },
+    })),
+  });
+}
+
+function staticCluster(name: string, address: string, port: number, extra: Record<string, unknown> = {}): any {
+  return {
+    name,
+    type: "STATIC",
+    connect_timeout: "2s",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address, port_value: port } } } }] }] },
+    ...extra,
+  };
+}
+
+function passthroughCluster(name: string, bindAddress?: string): any {
+  return {
+    name,
+    type: "ORIGINAL_DST",
+    connect_timeout: "2s",
+    lb_policy: "CLUSTER_PROVIDED",
+    ...(bindAddress ? { upstream_bind_config: { source_address: { address: bindAddress, port_value: 0 } } } : {}),
+  };
+}
+
+function tcpProxy(statPrefix: string, cluster: string): any {
+  return {
+    name: "envoy.filters.network.tcp_proxy",
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", stat_prefix: statPrefix, cluster },
+  };
+}
+
+/** Istio's default retry policy for routes without one (VirtualService-less services). */
+const ISTIO_DEFAULT_RETRY = {
+  retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+  num_retries: 2,
+  retry_host_predicate: [{
+    name: "envoy.retry_host_predicates.previous_hosts",
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" },
+  }],
+  host_selection_retry_max_attempts: 5,
+  retriable_status_codes: [503],
+};
+
+/** The Host header values istiod accepts for a service (short name, with namespace, FQDN, ClusterIP; with and without port). */
+export function serviceDomains(s: ServiceDef, vip: string): string[] {
+  const names = [s.name, `${s.name}.${s.namespace}`, `${s.name}.${s.namespace}.svc`, serviceFqdn(s), vip];
+  return names.flatMap((n) => [n, `${n}:${s.port}`]);
+}
+
+function serviceRoute(cluster: string): any {
+  return { name: "default", match: { prefix: "/" }, route: { cluster, timeout: "0s", retry_policy: ISTIO_DEFAULT_RETRY } };
+}
+
+export interface MeshAddressing {
+  /** Pod IP by pod key. */
+  podIp: (key: string) => string;
+  /** ClusterIP by service name. */
+  serviceIp: (name: string) => string;
+  /** Zipkin collector as the proxies reach it. */
+  zipkin: { address: string; port: number };
+}
+
+/** All service clusters of the mesh, with endpoints at the pods' IPs (every proxy gets all, as without a Sidecar resource). */
+function serviceClusters(t: Topology, addr: MeshAddressing): any[] {
+  return t.services.map((s) => serviceCluster(
+    outboundClusterName(s),
+    s,
+    t.pods.filter((p) => p.service === s.name).map((p) => ({ address: addr.podIp(p.key), port: s.port, pod: p })),
+  ));
+}
+
+function commonClusters(addr: MeshAddressing): any[] {
+  return [
+    staticCluster("prometheus_stats", "127.0.0.1", ADMIN_PORT),
+    staticCluster("agent", "127.0.0.1", ADMIN_PORT),
+    // Where the plugin will send spans once tracing is wired in (see tracingPluginConfig in plugin.ts).
+    staticCluster("zipkin", addr.zipkin.address, addr.zipkin.port),
+  ];
+}
+
+/** The bootstrap of an intercepted pod (sidecar or gateway) in its own network namespace. */
+export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plugins: LoadedWasmPlugin[]): any {
+  const listeners: any[] = [...renderTemplate("mesh-agent-listeners.yaml", {})];
+  const clusters: any[] = [...serviceClusters(t, addr), ...commonClusters(addr)];
+  const ports = [...new Set(t.services.map((s) => s.port))];
+
+  if (pod.kind === "gateway") {
+    const target = t.services.find((s) => s.name === t.gatewayRoutesTo)!;
+    listeners.push(renderTemplate("mesh-gateway-listener.yaml", {
+      NAME: `0.0.0.0_${t.gatewayPort}`,
+      PORT: t.gatewayPort,
+      ROUTE_NAME: `http.${t.gatewayPort}`,
+      VIRTUAL_HOSTS: [{ name: "*:80", domains: ["*"], routes: [serviceRoute(outboundClusterName(target))] }],
+      HTTP_FILTERS: [...filtersFor(plugins, "http", "outbound", t.gatewayPort), ROUTER_FILTER],
+    }));
+  } else {
+    listeners.push(renderTemplate("mesh-virtual-outbound.yaml", {
+      PASSTHROUGH_FILTERS: [...filtersFor(plugins, "network", "outbound"), tcpProxy("PassthroughCluster", "PassthroughCluster")],
+    }));
+    for (const port of ports) {
+      listeners.push(renderTemplate("mesh-outbound-http.yaml", {
+        NAME: `0.0.0.0_${port}`,
+        PORT: port,
+        STAT_PREFIX: `outbound_0.0.0.0_${port}`,
+        ROUTE_NAME: String(port),
+        VIRTUAL_HOSTS: [
+          ...t.services.filter((s) => s.port === port).map((s) => ({
+            name: `${serviceFqdn(s)}:${s.port}`,
+            domains: serviceDomains(s, addr.serviceIp(s.name)),
+            routes: [serviceRoute(outboundClusterName(s))],
+          })),
+          { name: "allow_any", domains: ["*"], routes: [{ name: "allow_any", match: { prefix: "/" }, route: { cluster: "PassthroughCluster", timeout: "0s" } }] },
+        ],
+        HTTP_FILTERS: [...filtersFor(plugins, "http", "outbound", port), ROUTER_FILTER],
+      }));
+    }
+    const own = t.services.find((s) => s.name === pod.service)!;
+    const inboundCluster = `inbound|${own.port}||`;
+    listeners.push(renderTemplate("mesh-virtual-inbound.yaml", {
+      FILTER_CHAINS: [
+        renderTemplate("mesh-inbound-http-chain.yaml", {
+          NAME: `0.0.0.0_${own.port}`,
+          PORT: own.port,
+          STAT_PREFIX: `inbound_0.0.0.0_${own.port}`,
+          CLUSTER: inboundCluster,
+          HTTP_FILTERS: [...filtersFor(plugins, "http", "inbound", own.port), ROUTER_FILTER],
+        }),
+        { name: "InboundPassthroughFilterChain", filters: [...filtersFor(plugins, "network", "inbound"), tcpProxy("InboundPassthroughCluster", "InboundPassthroughCluster")] },
+      ],
+    }));
+    clusters.push(
+      serviceCluster(inboundCluster, own, [{ address: "127.0.0.1", port: own.port, pod }]),
+      passthroughCluster("PassthroughCluster"),
+      passthroughCluster("InboundPassthroughCluster", "127.0.0.6"),
+    );
+  }
+
+  const node = meshNode(pod, addr.podIp(pod.key));
+  const bootstrap = renderTemplate("bootstrap.yaml", {
+    NODE_ID: node.id,
+    NODE_CLUSTER: node.cluster,
+    NODE_METADATA: node.metadata,
+    ADMIN_PORT: ADMIN_PORT,
+    LISTENERS: listeners,
+    CLUSTERS: clusters,
+  });
+  // Histograms are merged on each read of the admin API, so every scrape sees current values.
+  bootstrap.stats_flush_on_admin = true;
+  return bootstrap;
+}
+
+/** Ports of one pod in the loopback fallback (no namespaces: every listener on its own 127.0.0.1 port). */
+export interface LoopbackPorts {
+  app?: number;
+  inbound?: number;
+  /** The gateway's listener. */
+  gateway?: number;
+  /** Outbound listener per service this pod calls. */
+  outbound: Record<string, number>;
+}
+
+/** Listeners and clusters of a pod in the loopback fallback, for the harness's startEnvoy. */
+export function loopbackProxyConfig(
+  t: Topology, pod: PodDef, ports: Record<string, LoopbackPorts>, zipkin: { address: string; port: number }, plugins: LoadedWasmPlugin[],
+): { listeners: any[]; clusters: any[]; node: NodeIdentity } {
+  const listeners: any[] = [];
+  const clusters: any[] = [staticCluster("zipkin", zipkin.address, zipkin.port)];
+  const mine = ports[pod.key];
+  const outboundTo = (s: ServiceDef) => serviceCluster(
+    outboundClusterName(s), s,
+    t.pods.filter((p) => p.service === s.name).map((p) => ({ address: "127.0.0.1", port: ports[p.key].inbound!, pod: p })),
+  );
+  if (pod.kind === "gateway") {
+    const target = t.services.find((s) => s.name === t.gatewayRoutesTo)!;
+    listeners.push(httpListener({ name: `0.0.0.0_${t.gatewayPort}`, port: mine.gateway!, direction: "OUTBOUND", cluster: outboundClusterName(target), filters: filtersFor(plugins, "http", "outbound") }));
+    clusters.push(outboundTo(target));
+  } else {
+    const own = t.services.find((s) => s.name === pod.service)!;
+    const inboundCluster = `inbound|${own.port}||`;
+    listeners.push(httpListener({ name: "virtualInbound", port: mine.inbound!, direction: "INBOUND", cluster: inboundCluster, filters: filtersFor(plugins, "http", "inbound") }));
+    clusters.push(serviceCluster(inboundCluster, own, [{ address: "127.0.0.1", port: mine.app!, pod }]));
+    for (const name of pod.app?.calls ?? []) {
+      const s = t.services.find((x) => x.name === name)!;
+      listeners.push(httpListener({ name: `outbound_${s.name}`, port: mine.outbound[name], direction: "OUTBOUND", cluster: outboundClusterName(s), filters: filtersFor(plugins, "http", "outbound") }));
+      clusters.push(outboundTo(s));
+    }
+  }
+  return { listeners, clusters, node: meshNode(pod, "127.0.0.1") };
+}
