@@ -73,3 +73,22 @@ test("custom dimensions, removed tags, dropped metrics and definitions as config
   assert.ok(Math.abs(total - 500) <= 25, `five 100-byte bodies, sum ${total}`);
   assert.equal(body.length, 1, "definitions carry the standard labels only, so GET and POST share a series");
 });
+
+test("label values with separators, dots, quotes and non-ASCII cannot corrupt the stat name", async () => {
+  const values = ["a;.;source_app=.=evil", "tail;.", "x=.=y", "dots.in.value", "größe-名前", 'quote"back\\slash'];
+  for (const v of values) {
+    assert.equal((await httpRequest(`http://127.0.0.1:${port}/`, { headers: { "x-user-tier": Buffer.from(v).toString("latin1") } })).status, 200);
+  }
+  const text = await envoy.prometheus();
+  const samples = parsePrometheus(text);
+  const tiers = select(samples, "istio_requests_total").map((s) => s.labels.user_tier).filter((t) => t !== "gold" && t !== "none");
+  assert.deepEqual(tiers.sort(), ["a;_;source_app=_=evil", "dots.in.value", "größe-名前", 'quote"back\\slash', "tail;_", "x=_=y"].sort());
+  for (const s of select(samples, "istio_requests_total")) {
+    assert.equal(s.labels.source_app, "unknown", "no label injected through a value");
+    assert.equal(Object.keys(s.labels).length, 26);
+  }
+  // Every line of the family parses as a metric with labels: no encoding leftovers in names.
+  for (const line of text.split("\n").filter((l) => l.includes("requests_total"))) {
+    assert.match(line, /^(# TYPE istio_requests_total counter|istio_requests_total\{.*\} \d+)$/);
+  }
+});
