@@ -1,7 +1,8 @@
 // TCP telemetry of one connection: bytes counted in the data callbacks, reported as deltas on
 // the root's timer (so long-lived connections show traffic while open) and at close, so the
-// sum of the deltas is exactly the bytes moved. Labels are computed once, at the first report.
-import { getPropertyI64, incrementMetric } from "../sdk/host";
+// sum of the deltas is exactly the bytes moved. Labels are computed once, at the first report
+// after the connection's identity is settled.
+import { getProperty, getPropertyI64, incrementMetric } from "../sdk/host";
 import { Label, TCP_LABEL_COUNT, UNKNOWN } from "../stats/labels";
 import { evaluateToString } from "../expr/ast";
 import { HOST_ATTRIBUTES } from "./expressions";
@@ -45,10 +46,15 @@ export class TcpTelemetry {
     this.sent += size;
   }
 
-  /** Reports the bytes moved since the last report; the first report also counts the open. */
-  report(): void {
+  /**
+   * Reports the bytes moved since the last report; the first report also counts the open.
+   * Until the connection's identity is settled (see identityKnown) a timer report is skipped
+   * and the bytes wait for the next one, so no byte is reported under wrong labels.
+   */
+  report(closing: bool = false): void {
     let ids = this.ids;
     if (ids === null) {
+      if (!closing && !this.identityKnown()) return;
       ids = this.resolveSeries();
       this.ids = ids;
       add(ids[OPENED], 1);
@@ -59,8 +65,15 @@ export class TcpTelemetry {
     this.reportedReceived = this.received;
   }
 
+  // Labels depend on the upstream host (its istio.workload label) and, inbound, on the TLS
+  // handshake: both are settled once bytes have passed either way (TLS is done; server-first
+  // protocols speak first) and tcp_proxy has picked an upstream host.
+  private identityKnown(): bool {
+    return this.received + this.sent > 0 && getProperty(P.UPSTREAM_ADDRESS) !== null;
+  }
+
   onClose(): void {
-    this.report();
+    this.report(true);
     add(this.ids![CLOSED], 1);
     this.root.openConnections.delete(this);
   }

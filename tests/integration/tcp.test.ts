@@ -8,6 +8,7 @@ import net from "node:net";
 import { eventually, freePort, sleep, startEnvoy, tcpListener, wasmNetworkFilter, type Envoy } from "../../tools/harness/envoy.ts";
 import { serviceCluster, sidecarNode } from "../../tools/harness/sidecars.ts";
 import { parsePrometheus, select, sum, type Sample } from "../../tools/harness/prometheus.ts";
+import { originateMtls, requireMtls, workloadCert } from "../fixtures/tls.ts";
 
 const mongo = { workload: "mongodb-v1", namespace: "db", app: "mongodb", version: "v1" };
 const client = { workload: "ratings-v2", namespace: "bookinfo", app: "ratings", version: "v2" };
@@ -17,6 +18,9 @@ let server: Envoy;
 let clientProxy: Envoy;
 let inboundPort: number;
 let outboundPort: number;
+// A second path over mutual TLS, whose handshake a stopped server sidecar can hold up.
+let mtlsInboundPort: number;
+let mtlsOutboundPort: number;
 
 // The backend answers every chunk with twice as many bytes, so "sent" and "received" differ.
 before(async () => {
@@ -28,18 +32,31 @@ before(async () => {
   backendPort = (backend.address() as net.AddressInfo).port;
   inboundPort = await freePort();
   outboundPort = await freePort();
+  mtlsInboundPort = await freePort();
+  mtlsOutboundPort = await freePort();
   const plugin = wasmNetworkFilter({ config: { tcp_reporting_duration: "500ms" } });
+  const inboundCluster = "inbound|27017||";
+  const outboundCluster = "outbound|27017||mongodb.db.svc.cluster.local";
   server = await startEnvoy({
     name: "mongodb",
     node: sidecarNode(mongo),
-    listeners: [tcpListener({ name: "inbound", port: inboundPort, direction: "INBOUND", cluster: "inbound|27017||", filters: [plugin] })],
-    clusters: [serviceCluster("inbound|27017||", backendPort, { name: "mongodb", namespace: "db" })],
+    listeners: [
+      tcpListener({ name: "inbound", port: inboundPort, direction: "INBOUND", cluster: inboundCluster, filters: [plugin] }),
+      requireMtls(tcpListener({ name: "inbound-mtls", port: mtlsInboundPort, direction: "INBOUND", cluster: inboundCluster, filters: [plugin] }), workloadCert("db", "mongodb")),
+    ],
+    clusters: [serviceCluster(inboundCluster, backendPort, { name: "mongodb", namespace: "db" })],
   });
   clientProxy = await startEnvoy({
     name: "ratings",
     node: sidecarNode(client),
-    listeners: [tcpListener({ name: "outbound", port: outboundPort, direction: "OUTBOUND", cluster: "outbound|27017||mongodb.db.svc.cluster.local", filters: [plugin] })],
-    clusters: [serviceCluster("outbound|27017||mongodb.db.svc.cluster.local", inboundPort, { name: "mongodb", namespace: "db" }, mongo)],
+    listeners: [
+      tcpListener({ name: "outbound", port: outboundPort, direction: "OUTBOUND", cluster: outboundCluster, filters: [plugin] }),
+      tcpListener({ name: "outbound-mtls", port: mtlsOutboundPort, direction: "OUTBOUND", cluster: `${outboundCluster}-mtls`, filters: [plugin] }),
+    ],
+    clusters: [
+      serviceCluster(outboundCluster, inboundPort, { name: "mongodb", namespace: "db" }, mongo),
+      originateMtls(serviceCluster(`${outboundCluster}-mtls`, mtlsInboundPort, { name: "mongodb", namespace: "db" }, mongo), workloadCert("bookinfo", "ratings")),
+    ],
   });
 });
 
@@ -138,4 +155,32 @@ test("thousands of short connections leave the VM heap flat and the counts exact
   await eventually("every close reported", async () => ((await opened()) - start === 2000 ? true : undefined));
   const after = await heap();
   assert.ok(after - warm <= 65536, `heap grew from ${warm} to ${after}`);
+});
+
+test("labels wait for the upstream: a connection whose upstream is slow to come up is not counted as unknown", async () => {
+  // Stop the server sidecar while a client connects over mTLS: the TLS handshake, and so
+  // tcp_proxy's upstream connection, waits while several 500 ms report ticks pass.
+  const labelsOf = async () => select(await tcpSamples(clientProxy), "istio_tcp_received_bytes_total", { reporter: "source" });
+  const before = sum((await labelsOf()).filter((s) => s.labels.destination_workload === "mongodb-v1"));
+  process.kill(server.pid, "SIGSTOP");
+  let socket: net.Socket;
+  try {
+    socket = net.connect(mtlsOutboundPort, "127.0.0.1");
+    await new Promise<void>((ok, fail) => socket.once("connect", ok).once("error", fail));
+    socket.write(Buffer.alloc(100, 1));
+    await sleep(1300);
+  } finally {
+    process.kill(server.pid, "SIGCONT");
+  }
+  let got = 0;
+  await new Promise<void>((ok) => socket!.on("data", (d) => ((got += d.length) >= 200 ? ok() : undefined)));
+  socket!.end();
+  await new Promise((ok) => socket!.once("close", ok));
+  await eventually("the connection reported", async () => {
+    const total = sum(await labelsOf());
+    return total - before >= 100 ? true : undefined;
+  });
+  const samples = await labelsOf();
+  assert.deepEqual(samples.filter((s) => s.labels.destination_workload === "unknown").map((s) => s.value), [], "no bytes under unknown labels");
+  assert.equal(sum(samples.filter((s) => s.labels.destination_workload === "mongodb-v1")) - before, 100);
 });
