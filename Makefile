@@ -15,10 +15,12 @@ WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext
 	--enable-mutable-globals --enable-nontrapping-float-to-int
 PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
 # Debian packages the tests and the demo run for real: Prometheus and promtool, the OCI
-# registry, the image tools, containers and network namespaces for the mesh, SVG to PNG.
-APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 librsvg2-bin
+# registry, the image tools, containers and network namespaces for the mesh, SVG to PNG,
+# a headless browser for the dashboard page, openssl for test certificates.
+APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 librsvg2-bin \
+	chromium openssl
 
-.PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench image manifests validate-manifests clean
+.PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench image manifests validate-manifests fuzz soak clean
 
 deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps
 
@@ -97,3 +99,11 @@ manifests: $(NPM_STAMP)
 # Validates deploy/ (and build/deploy/) against Istio's published CRDs, CEL rules included.
 validate-manifests: $(NPM_STAMP)
 	$(TSX) tools/validate-manifests.ts
+
+# Mutation fuzzing of the parsers and codecs (tools/fuzz.ts): FUZZ_SECONDS (default 300), FUZZ_SEED.
+fuzz: $(NPM_STAMP)
+	$(TSX) tools/fuzz.ts
+
+# Mixed HTTP/TCP soak through real Envoy on loopback (tools/soak.ts): SOAK_SECONDS (600), SOAK_RPS (150).
+soak: deps build
+	$(TSX) tools/soak.ts

@@ -261,6 +261,8 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<Envoy> {
     "--disable-hot-restart",
     "--log-path", logFile,
     "--log-level", "info",
+    // Tests wait for log lines; Envoy's default flush interval is 10 s.
+    "--file-flush-interval-msec", "250",
   ];
   if (opts.componentLogLevel) args.push("--component-log-level", opts.componentLogLevel);
   const child = spawn(ENVOY_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
