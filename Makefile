@@ -61,6 +61,7 @@ debug: $(NPM_STAMP)
 	npx --no-install asc assembly/index.ts --target debug
 
 test: deps build
+	npx --no-install tsc -p .
 	$(TSX) tools/validate-manifests.ts
 	$(TSX) tools/test.ts
 

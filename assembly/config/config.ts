@@ -22,12 +22,25 @@ export const enum ReporterMode {
   Waypoint,
 }
 
+/** When peer metadata from the downstream is believed for labels (docs/trust.md). */
+export const enum PeerTrust {
+  /** Every caller is a mesh proxy: Istio's sidecar behaviour. */
+  Always,
+  /** Only callers that presented a verified client certificate. */
+  MtlsOnly,
+  /** Never: gateways and anything facing callers outside the mesh. */
+  Never,
+}
+
 export class PluginConfig {
   reporter: ReporterMode = ReporterMode.Auto;
   /** Upper bound on distinct label tuples per VM; further tuples go to an overflow series. */
   maxSeries: i32 = 10000;
   /** Istio sets this on inbound and gateway listeners: no Host header as destination_service. */
   disableHostHeaderFallback: bool = false;
+  peerMetadataTrust: PeerTrust = PeerTrust.Always;
+  /** No identity sent to, and no answer believed from, PassthroughCluster or istio.external clusters. */
+  skipExternalClusters: bool = true;
   /** How often open TCP connections report their byte deltas (Istio's default: 5 s). */
   tcpReportingMs: u32 = 5000;
   /** Label layout of the HTTP families (the four standard ones, then definitions) and the TCP ones. */
@@ -95,6 +108,16 @@ export function parseConfig(text: string, constants: ConstantResolver = new NoCo
     } else if (key == "disable_host_header_fallback") {
       if (value.kind != JsonKind.Bool) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
       config.disableHostHeaderFallback = value.boolValue;
+    } else if (key == "peer_metadata_trust") {
+      if (value.kind != JsonKind.String) return refuse(result, key, value, "expected a string, got " + value.kindName());
+      const t = value.stringValue;
+      if (t == "always") config.peerMetadataTrust = PeerTrust.Always;
+      else if (t == "mtls_only") config.peerMetadataTrust = PeerTrust.MtlsOnly;
+      else if (t == "never") config.peerMetadataTrust = PeerTrust.Never;
+      else return refuse(result, key, value, "expected always, mtls_only or never");
+    } else if (key == "skip_external_clusters") {
+      if (value.kind != JsonKind.Bool) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
+      config.skipExternalClusters = value.boolValue;
     } else if (key == "tcp_reporting_duration") {
       const ms = value.kind == JsonKind.String ? parseDurationMs(value.stringValue) : -1;
       if (ms < 100 || ms > 3600000) return refuse(result, key, value, "expected a duration from \"100ms\" to \"1h\", such as \"5s\"");

@@ -13,7 +13,8 @@ import { HOST_ATTRIBUTES } from "./expressions";
 import { sanitizeLabelValue } from "../stats/names";
 import { responseFlagsString } from "../stats/flags";
 import { WorkloadInfo } from "../peer/workload";
-import { fillPeerLabels, Role, roleOf } from "./labels";
+import { downstreamIsMtls, fillPeerLabels, Role, roleOf, upstreamIsExternal, upstreamIsMtls } from "./labels";
+import { PeerTrust } from "../config/config";
 import * as P from "./properties";
 import { TelemetryRoot } from "./root";
 
@@ -54,6 +55,8 @@ export class HttpTelemetry {
   private host: string = "";
   private grpc: bool = false;
   private trace: RequestTrace | null = null;
+  /** The upstream is outside the mesh (and skip_external_clusters is on). */
+  private external: bool = false;
   private method: string = "";
   private authority: string = "";
   private path: string = "";
@@ -69,15 +72,25 @@ export class HttpTelemetry {
     const h = pickHeaders(getHeaderPairs(MapType.RequestHeaders), REQUEST_HEADERS);
     const id = h.get(H_PEER_METADATA_ID);
     const metadata = h.get(H_PEER_METADATA);
+    // The exchange headers never reach the application, whether believed or not.
     if (metadata !== null) {
-      this.peerAskedForMetadata = true;
-      if (this.role != Role.Outbound) this.downstreamPeer = root.decodePeer(id, metadata);
+      if (this.role != Role.Outbound) {
+        if (this.trustsDownstream()) {
+          this.peerAskedForMetadata = true;
+          this.downstreamPeer = root.decodePeer(id, metadata);
+        } else {
+          root.countUntrustedPeerMetadata();
+        }
+      }
       removeHeader(MapType.RequestHeaders, PEER_METADATA);
     }
     if (id !== null) removeHeader(MapType.RequestHeaders, PEER_METADATA_ID);
     if (this.role != Role.Inbound) {
-      replaceHeader(MapType.RequestHeaders, PEER_METADATA, root.local.exchangeValue);
-      replaceHeader(MapType.RequestHeaders, PEER_METADATA_ID, root.local.exchangeId);
+      this.external = root.config.skipExternalClusters && upstreamIsExternal();
+      if (!this.external) {
+        replaceHeader(MapType.RequestHeaders, PEER_METADATA, root.local.exchangeValue);
+        replaceHeader(MapType.RequestHeaders, PEER_METADATA_ID, root.local.exchangeId);
+      }
     }
     this.authority = orEmpty(h, H_AUTHORITY);
     this.method = orEmpty(h, H_METHOD);
@@ -88,12 +101,23 @@ export class HttpTelemetry {
     if (root.config.tracing.enabled) this.trace = beginTrace(root, h);
   }
 
+  private trustsDownstream(): bool {
+    const trust = this.root.config.peerMetadataTrust;
+    return trust == PeerTrust.Always || (trust == PeerTrust.MtlsOnly && downstreamIsMtls());
+  }
+
+  // `never` is about callers: a gateway's upstreams are mesh services and keep answering it.
+  private trustsUpstream(): bool {
+    if (this.external) return false;
+    return this.root.config.peerMetadataTrust != PeerTrust.MtlsOnly || upstreamIsMtls();
+  }
+
   onResponseHeaders(): void {
     const root = this.root;
     const id = getHeader(MapType.ResponseHeaders, PEER_METADATA_ID);
     const metadata = getHeader(MapType.ResponseHeaders, PEER_METADATA);
     if (metadata !== null) {
-      if (this.role != Role.Inbound) {
+      if (this.role != Role.Inbound && this.trustsUpstream()) {
         this.upstreamPeer = root.decodePeer(id === null ? null : String.UTF8.decode(id), String.UTF8.decode(metadata));
       }
       removeHeader(MapType.ResponseHeaders, PEER_METADATA);

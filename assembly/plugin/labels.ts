@@ -45,9 +45,7 @@ export function fillPeerLabels(
   fillWorkload(v, false, destination);
 
   if (role == Role.Inbound) {
-    const mtls = getProperty(P.CONNECTION_MTLS);
-    const isMtls = mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
-    v[Label.ConnectionSecurityPolicy] = isMtls ? "mutual_tls" : "none";
+    v[Label.ConnectionSecurityPolicy] = downstreamIsMtls() ? "mutual_tls" : "none";
     v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.CONNECTION_PEER_SAN));
     v[Label.DestinationPrincipal] = orUnknown(getPropertyString(P.CONNECTION_LOCAL_SAN));
   } else {
@@ -85,6 +83,31 @@ function fillDestinationService(v: StaticArray<string>, role: Role, local: Workl
   v[Label.DestinationService] = host;
   v[Label.DestinationServiceName] = name;
   v[Label.DestinationServiceNamespace] = namespace;
+}
+
+/** The downstream connection is mutual TLS (the caller presented a verified certificate). */
+export function downstreamIsMtls(): bool {
+  const mtls = getProperty(P.CONNECTION_MTLS);
+  return mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
+}
+
+/** The upstream connection is mutual TLS: the upstream presented a certificate with a URI SAN. */
+export function upstreamIsMtls(): bool {
+  const san = getProperty(P.UPSTREAM_PEER_SAN);
+  return san !== null && san.byteLength > 0;
+}
+
+/**
+ * The request leaves the mesh: route allow_any, PassthroughCluster and the like, or a cluster
+ * istiod marks `istio.external` (a MESH_EXTERNAL ServiceEntry). The route is resolved when the
+ * attribute is read, so this works on request headers.
+ */
+export function upstreamIsExternal(): bool {
+  const route = getPropertyString(P.ROUTE_NAME);
+  if (route !== null && route == "allow_any") return true;
+  const cluster = getPropertyString(P.CLUSTER_NAME);
+  if (cluster !== null && isPassthroughOrBlackhole(cluster)) return true;
+  return getProperty(P.CLUSTER_EXTERNAL) !== null;
 }
 
 /** The upstream endpoint's `istio.workload` label, for an upstream that did not exchange metadata. */

@@ -10,6 +10,7 @@ export const ROUTE_NAME = propertyPath(["xds", "route_name"]);
 export const CLUSTER_SERVICE_HOST = propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "host"]);
 export const CLUSTER_SERVICE_NAME = propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "name"]);
 export const CLUSTER_SERVICE_NAMESPACE = propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "services", "0", "namespace"]);
+export const CLUSTER_EXTERNAL = propertyPath(["xds", "cluster_metadata", "filter_metadata", "istio", "external"]);
 export const UPSTREAM_HOST_WORKLOAD = propertyPath(["xds", "upstream_host_metadata", "filter_metadata", "istio", "workload"]);
 
 export const RESPONSE_CODE = propertyPath(["response", "code"]);

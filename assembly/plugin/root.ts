@@ -42,6 +42,7 @@ export class TelemetryRoot extends RootContext {
   resolvedTagValues: string[] = [];
   private invalidPeerMetadataId: i64 = -1;
   private invalidTraceHeadersId: i64 = -1;
+  private untrustedPeerMetadataId: i64 = -1;
   private tickMs: u32 = 1000;
   private sinceTcpReportMs: u32 = 0;
   private sinceSpanFlushMs: u32 = 0;
@@ -69,6 +70,10 @@ export class TelemetryRoot extends RootContext {
       this.sinceSpanFlushMs = 0;
       reporter.flush();
     }
+  }
+
+  countUntrustedPeerMetadata(): void {
+    if (this.untrustedPeerMetadataId >= 0) incrementMetric(<u32>this.untrustedPeerMetadataId, 1);
   }
 
   countInvalidTraceHeaders(): void {
@@ -105,6 +110,7 @@ export class TelemetryRoot extends RootContext {
     setTickPeriodMs(this.tickMs);
     this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
     this.invalidTraceHeadersId = defineMetric(MetricType.Counter, "mesh_telemetry_trace_headers_invalid_total");
+    this.untrustedPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_untrusted_total");
     defineHeapGauge();
     const w = this.local.workload;
     log(LogLevel.Info, "configured: workload " + w.workloadName + "." + w.namespace + ", node " + this.local.nodeId);
@@ -117,10 +123,8 @@ export class TelemetryRoot extends RootContext {
    */
   decodePeer(id: string | null, metadata: string): WorkloadInfo | null {
     const key = id === null ? "" : id;
-    if (key.length > 0) {
-      const cached = this.peers.get(key);
-      if (cached !== null) return cached;
-    }
+    const cached = this.peers.get(key, metadata);
+    if (cached !== null) return cached;
     let peer: WorkloadInfo | null = null;
     if (metadata.length <= MAX_PEER_METADATA_BYTES) {
       const bytes = base64Decode(metadata);
@@ -133,7 +137,7 @@ export class TelemetryRoot extends RootContext {
       if (this.invalidPeerMetadataId >= 0) incrementMetric(<u32>this.invalidPeerMetadataId, 1);
       return null;
     }
-    if (key.length > 0) this.peers.put(key, peer);
+    this.peers.put(key, metadata, peer);
     return peer;
   }
 }

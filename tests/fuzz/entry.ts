@@ -13,7 +13,7 @@ import { AttributeSource, evaluateToBool, evaluateToInt, evaluateToString } from
 import { base64Decode, base64Encode } from "../../assembly/peer/base64";
 import { decodeStruct, encodeStruct } from "../../assembly/peer/struct";
 import { workloadFromEndpointLabel, workloadFromStruct, workloadToStruct } from "../../assembly/peer/workload";
-import { PeerCache } from "../../assembly/peer/cache";
+import { MAX_CACHED_ID_LENGTH, MAX_CACHED_METADATA_LENGTH, PeerCache } from "../../assembly/peer/cache";
 import {
   ExtractResult, SplitMix64, TraceHeaders, TraceOptions, extractTraceContext, formatB3Multi, formatB3Single,
   formatTraceparent, normalizeTraceState, parseB3Multi, parseB3Single, parseTraceparent, requestIdOrNew, startSpan,
@@ -209,8 +209,10 @@ export function fuzz_peer(): i32 {
       const w = workloadFromStruct(s);
       const id = field(f, 1);
       if (id.length > 0) {
-        PEERS.put(id, w);
-        if (PEERS.get(id) === null) return fail("a peer just cached is missing");
+        PEERS.put(id, f[0], w);
+        const cacheable = id.length <= MAX_CACHED_ID_LENGTH && f[0].length <= MAX_CACHED_METADATA_LENGTH;
+        if (cacheable && PEERS.get(id, f[0]) === null) return fail("a peer just cached is missing");
+        if (PEERS.get(id, f[0] + "x") !== null) return fail("a different claim was answered from the cache");
       }
     }
   }

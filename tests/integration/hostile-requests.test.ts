@@ -6,9 +6,8 @@
 // Envoy's header limits are raised on these listeners (512 KiB, 10000 headers) so the input
 // reaches the plugin instead of being refused by Envoy's codec.
 //
-// Two inputs break the plugin today; they are `todo` tests below (they run, report, and do not
-// fail `make test`) until the fixes land: a Host header full of separators (quadratic
-// sanitizeLabelValue) and many repeated trace headers (quadratic join in pickHeaders).
+// Two of these once broke the plugin (found here): a Host header full of separators (quadratic
+// label sanitizing) and many repeated trace headers (a quadratic join of repeats).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -93,12 +92,12 @@ test("thousands of headers, distinct and repeated, are served and counted", asyn
   await stillCounting();
 });
 
-test("very long header values (100 KiB) are served; a long label value is kept whole", async () => {
+test("very long header values (100 KiB) are served; a long label value is cut to 256 characters", async () => {
   const long = "L".repeat(100 * 1024);
   await served(inbound, [["x-user", long]], "100 KiB x-user");
   await served(outbound, [["x-long", long], ["x-request-id", long], ["user-agent", long]], "100 KiB values outbound");
   const s = await samples();
-  assert.equal(select(s, "istio_requests_total", { user: long }).length, 1);
+  assert.equal(select(s, "istio_requests_total", { user: long.slice(0, 256) }).length, 1);
   await stillCounting();
 });
 
@@ -213,7 +212,7 @@ async function isolated(direction: "INBOUND" | "OUTBOUND", body: (port: number, 
   }
 }
 
-test("label values made from invalid UTF-8 keep the exposition valid UTF-8, so Prometheus can still scrape", { todo: "defect: a surrogate (ED A0 80) or a code point above U+10FFFF (F4 90 80 80) in a header or peer-metadata string is decoded to an unpaired UTF-16 surrogate and re-encoded as invalid UTF-8 in the stat name; Prometheus then refuses the whole scrape (pending fix in sanitizeLabelValue)" }, async () => {
+test("label values made from invalid UTF-8 keep the exposition valid UTF-8, so Prometheus can still scrape", async () => {
   const port = await freePort();
   const e = await startEnvoy({
     name: "hostile-utf8",
@@ -247,7 +246,7 @@ test("label values made from invalid UTF-8 keep the exposition valid UTF-8, so P
   }
 });
 
-test("an outbound Host header full of label separators (24 KiB) is served and the VM survives", { todo: "defect: sanitizeLabelValue is quadratic; the VM runs out of memory and traps in proxy_on_log (pending fix)" }, async () => {
+test("an outbound Host header full of label separators (24 KiB) is served and the VM survives", async () => {
   await isolated("OUTBOUND", async (port) => {
     const status = await rawRequest(port, [["host", "=.=".repeat(8000)]]);
     assert.equal(status, 200);
@@ -255,7 +254,7 @@ test("an outbound Host header full of label separators (24 KiB) is served and th
   });
 });
 
-test("repeated trace headers (95 x b3 of 590 bytes, inside Envoy's default limits) do not exhaust the VM", { todo: "defect: pickHeaders joins repeats with `previous + \",\" + text` (quadratic garbage, collected only every 128 streams); the VM traps after ~100 such requests (pending fix)" }, async () => {
+test("repeated trace headers (95 x b3 of 590 bytes, inside Envoy's default limits) do not exhaust the VM", async () => {
   await isolated("INBOUND", async (port) => {
     const headers = Array.from({ length: 95 }, () => ["b3", "a".repeat(590)] as [string, string]);
     for (let i = 0; i < 140; i++) assert.equal(await rawRequest(port, headers), 200, `request ${i}`);

@@ -1,11 +1,10 @@
 // Trust in Istio's metadata exchange (docs/trust.md). x-envoy-peer-metadata is a claim the
-// caller makes about itself; this file shows what the plugin does with it today and, in `todo`
-// tests, what it must do once the trust settings land (proposed in docs/trust.md):
+// caller makes about itself; this file shows when the plugin believes it and where it sends its
+// own, under the trust settings:
 //
 //   peer_metadata_trust: "always" (default, Istio's sidecar behaviour) | "mtls_only" | "never"
 //   skip_external_clusters: true (default) | false
 //
-// The `todo` tests run and report but do not fail `make test`; remove `todo` as each lands.
 // The mTLS cases use a throwaway CA (tests/fixtures/tls.ts) between two real Envoys.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
@@ -124,7 +123,7 @@ test("over mTLS the peer's labels come with its certificate: principal and mutua
 
 const PENDING = "pending: peer_metadata_trust / skip_external_clusters (docs/trust.md)";
 
-test("the trust settings are validated, naming the field", { todo: PENDING }, async () => {
+test("the trust settings are validated, naming the field", async () => {
   for (const [config, line] of [
     [{ peer_metadata_trust: "sometimes" }, /field 'peer_metadata_trust' \(offset \d+\): expected always, mtls_only or never/],
     [{ peer_metadata_trust: true }, /field 'peer_metadata_trust' \(offset \d+\): expected a string, got bool/],
@@ -146,7 +145,7 @@ test("the trust settings are validated, naming the field", { todo: PENDING }, as
   }
 });
 
-test("never: claimed identities are ignored and counted, still stripped, and not answered", { todo: PENDING }, async () => {
+test("never: claimed identities are ignored and counted, still stripped, and not answered", async () => {
   const m = await mesh({ peer_metadata_trust: "never" });
   const res = await httpRequest(`http://127.0.0.1:${m.plain}/`, { headers: { "x-envoy-peer-metadata": SPOOFED, "x-envoy-peer-metadata-id": "outsider" } });
   assert.equal(res.status, 200);
@@ -162,7 +161,7 @@ test("never: claimed identities are ignored and counted, still stripped, and not
   assert.equal(sum(select(s, "mesh_telemetry_peer_metadata_invalid_total")), 0, "untrusted is not invalid");
 });
 
-test("mtls_only: trusted over mTLS, ignored and counted over plain text", { todo: PENDING }, async () => {
+test("mtls_only: trusted over mTLS, ignored and counted over plain text", async () => {
   const m = await mesh({ peer_metadata_trust: "mtls_only" });
   const res = await httpRequest(`http://127.0.0.1:${m.plain}/`, { headers: { "x-envoy-peer-metadata": SPOOFED, "x-envoy-peer-metadata-id": "outsider" } });
   assert.equal(res.status, 200);
@@ -174,7 +173,7 @@ test("mtls_only: trusted over mTLS, ignored and counted over plain text", { todo
   assert.equal(sum(select(s, "mesh_telemetry_peer_metadata_untrusted_total")), 1);
 });
 
-test("skip_external_clusters: no identity sent to PassthroughCluster or istio.external clusters; mesh clusters still get it", { todo: PENDING }, async () => {
+test("skip_external_clusters: no identity sent to PassthroughCluster or istio.external clusters; mesh clusters still get it", async () => {
   const m = await mesh({}, {});
   assert.equal((await httpRequest(`http://127.0.0.1:${m.toPassthrough}/`)).status, 200);
   assert.equal(lastSeen()["x-envoy-peer-metadata"], undefined, "PassthroughCluster");
@@ -186,7 +185,7 @@ test("skip_external_clusters: no identity sent to PassthroughCluster or istio.ex
   assert.equal(s[0].labels.source_workload, "productpage-v1", "mesh peers still exchange");
 });
 
-test("skip_external_clusters: an external service's answer cannot claim a mesh identity", { todo: PENDING }, async () => {
+test("skip_external_clusters: an external service's answer cannot claim a mesh identity", async () => {
   const liar = await startUpstream((_req, res) => {
     res.writeHead(200, { "x-envoy-peer-metadata": SPOOFED, "x-envoy-peer-metadata-id": "liar" });
     res.end("ok\n");
@@ -203,7 +202,7 @@ test("skip_external_clusters: an external service's answer cannot claim a mesh i
   }
 });
 
-test("the peer cache cannot be poisoned: a later, different claim under a cached id is not answered from the cache", { todo: "defect: PeerCache is keyed by x-envoy-peer-metadata-id alone (assembly/plugin/root.ts decodePeer); pending fix" }, async () => {
+test("the peer cache cannot be poisoned: a later, different claim under a cached id is not answered from the cache", async () => {
   const m = await mesh({});
   const id = "sidecar~10.1.2.3~productpage-v1-abc.default~default.svc.cluster.local";
   // An attacker speaks first, with a real peer's id and its own claim...
