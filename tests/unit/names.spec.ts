@@ -25,3 +25,25 @@ describe("stat name encoding", () => {
     expect(sanitizeLabelValue("line\nbreak\u0000")).toBe("line_break_");
   });
 });
+
+describe("sanitizeLabelValue limits", () => {
+  it("replaces unpaired surrogates, keeps pairs", () => {
+    expect(sanitizeLabelValue("a\ud800b")).toBe("a\ufffdb");
+    expect(sanitizeLabelValue("a\udc00")).toBe("a\ufffd");
+    expect(sanitizeLabelValue("ok 😀")).toBe("ok 😀");
+  });
+
+  it("cuts long values, without leaving half a surrogate pair", () => {
+    const long = "x".repeat(1000);
+    expect(sanitizeLabelValue(long).length).toBe(256);
+    const cutPair = "y".repeat(255) + "😀";
+    expect(sanitizeLabelValue(cutPair)).toBe("y".repeat(255) + "\ufffd");
+  });
+
+  it("stays linear on 100 KiB of separators", () => {
+    const hostile = "=.=".repeat(34000);
+    const out = sanitizeLabelValue(hostile);
+    expect(out.length).toBe(256);
+    expect(out.includes("=.=")).toBe(false);
+  });
+});
