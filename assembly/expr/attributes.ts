@@ -30,6 +30,7 @@
 // message or a double (a number inside Struct metadata) therefore reads as its raw bytes.
 // An Int attribute whose value is not exactly 8 bytes, or a Bool one not exactly 1 byte, is
 // treated as missing rather than misread.
+import { joinStrings } from "../text/join";
 
 /** How the bytes of a property value are decoded. */
 export const enum Encoding {
@@ -89,5 +90,5 @@ export function attributeEncoding(segments: string[]): Encoding {
  * imports.)
  */
 export function encodePropertyPath(segments: string[]): ArrayBuffer {
-  return String.UTF8.encode(segments.join("\0"));
+  return String.UTF8.encode(joinStrings(segments, "\0"));
 }

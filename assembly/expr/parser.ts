@@ -71,6 +71,7 @@
 // 32 deep. Positions in errors are offsets in the text in UTF-16 code units (bytes, for ASCII).
 import { encodePropertyPath, attributeEncoding, Encoding, isAttributeRoot } from "./attributes";
 import { Expr, Kind, Node, NoAttributes, Op, StaticType, evalNode, staticTypeName } from "./ast";
+import { joinStrings } from "../text/join";
 
 export const MAX_EXPRESSION_LENGTH: i32 = 1024;
 export const MAX_NESTING: i32 = 32;
@@ -706,7 +707,7 @@ class Parser {
       return n;
     }
     const n = new Node(Op.Attr, start);
-    n.slot = this.expr.slotFor(segments.join("\0"), encodePropertyPath(segments), segments.join("."));
+    n.slot = this.expr.slotFor(joinStrings(segments, "\0"), encodePropertyPath(segments), joinStrings(segments, "."));
     n.encoding = attributeEncoding(segments);
     n.type = typeOfEncoding(n.encoding);
     n.attribute = true;

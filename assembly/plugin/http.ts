@@ -20,6 +20,7 @@ import { TelemetryRoot } from "./root";
 
 const PEER_METADATA = String.UTF8.encode("x-envoy-peer-metadata");
 const PEER_METADATA_ID = String.UTF8.encode("x-envoy-peer-metadata-id");
+const STATUS = String.UTF8.encode(":status");
 
 // The request headers read, all with one host call; indices 4-12 are the trace headers
 // (tracing.ts), in the same order.
@@ -60,6 +61,8 @@ export class HttpTelemetry {
   private method: string = "";
   private authority: string = "";
   private path: string = "";
+  /** The response's :status, read with the response headers; "" until then. */
+  private responseCode: string = "";
 
   constructor(
     readonly root: TelemetryRoot,
@@ -114,6 +117,15 @@ export class HttpTelemetry {
 
   onResponseHeaders(): void {
     const root = this.root;
+    // A header read costs a tenth of the response.code attribute read at log time.
+    this.responseCode = statusCode(getHeader(MapType.ResponseHeaders, STATUS));
+    // A server answers the exchange only to a client that took part in it, as Istio does;
+    // replacing overwrites whatever the application sent, so nothing to read or remove first.
+    if (this.role == Role.Inbound && this.peerAskedForMetadata) {
+      replaceHeader(MapType.ResponseHeaders, PEER_METADATA, root.local.exchangeValue);
+      replaceHeader(MapType.ResponseHeaders, PEER_METADATA_ID, root.local.exchangeId);
+      return;
+    }
     const id = getHeader(MapType.ResponseHeaders, PEER_METADATA_ID);
     const metadata = getHeader(MapType.ResponseHeaders, PEER_METADATA);
     if (metadata !== null) {
@@ -123,11 +135,6 @@ export class HttpTelemetry {
       removeHeader(MapType.ResponseHeaders, PEER_METADATA);
     }
     if (id !== null) removeHeader(MapType.ResponseHeaders, PEER_METADATA_ID);
-    // A server answers the exchange only to a client that took part in it, as Istio does.
-    if (this.role == Role.Inbound && this.peerAskedForMetadata) {
-      replaceHeader(MapType.ResponseHeaders, PEER_METADATA, root.local.exchangeValue);
-      replaceHeader(MapType.ResponseHeaders, PEER_METADATA_ID, root.local.exchangeId);
-    }
   }
 
   onLog(): void {
@@ -137,7 +144,8 @@ export class HttpTelemetry {
     const v = new StaticArray<string>(plan.slotCount);
     fillPeerLabels(v, this.role, this.root.local.workload, this.downstreamPeer, this.upstreamPeer, this.host);
     v[Label.RequestProtocol] = this.grpc ? "grpc" : "http";
-    v[Label.ResponseCode] = getPropertyI64(P.RESPONSE_CODE, 0).toString();
+    // No response headers seen (reset before the response): Envoy's own account, 0 if none.
+    v[Label.ResponseCode] = this.responseCode.length > 0 ? this.responseCode : getPropertyI64(P.RESPONSE_CODE, 0).toString();
     v[Label.ResponseFlags] = responseFlagsString(getPropertyI64(P.RESPONSE_FLAGS, 0));
     v[Label.GrpcResponseStatus] = this.grpc ? getPropertyI64(P.RESPONSE_GRPC_STATUS, 2).toString() : "";
     for (let i = 0; i < plan.expressions.length; i++) {
@@ -175,6 +183,17 @@ export class HttpTelemetry {
 function orEmpty(h: HeaderSnapshot, index: i32): string {
   const v = h.get(index);
   return v === null ? "" : v;
+}
+
+// A :status of three digits, as text; "" for anything else.
+function statusCode(status: ArrayBuffer | null): string {
+  if (status === null || status.byteLength != 3) return "";
+  const p = changetype<usize>(status);
+  for (let i: usize = 0; i < 3; i++) {
+    const c = load<u8>(p + i);
+    if (c < 0x30 || c > 0x39) return "";
+  }
+  return String.UTF8.decodeUnsafe(p, 3);
 }
 
 function isGrpcContentType(contentType: string): bool {

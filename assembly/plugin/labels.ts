@@ -45,9 +45,10 @@ export function fillPeerLabels(
   fillWorkload(v, false, destination);
 
   if (role == Role.Inbound) {
-    v[Label.ConnectionSecurityPolicy] = downstreamIsMtls() ? "mutual_tls" : "none";
-    v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.CONNECTION_PEER_SAN));
-    v[Label.DestinationPrincipal] = orUnknown(getPropertyString(P.CONNECTION_LOCAL_SAN));
+    const c = downstreamConnection();
+    v[Label.ConnectionSecurityPolicy] = c.mtls ? "mutual_tls" : "none";
+    v[Label.SourcePrincipal] = c.peerPrincipal;
+    v[Label.DestinationPrincipal] = c.localPrincipal;
   } else {
     v[Label.ConnectionSecurityPolicy] = UNKNOWN;
     v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.UPSTREAM_LOCAL_SAN));
@@ -62,7 +63,9 @@ function fillDestinationService(v: StaticArray<string>, role: Role, local: Workl
   let host = hostHeader.length > 0 ? hostHeader : role == Role.Inbound ? orUnknown(local.canonicalService) : UNKNOWN;
   let name = host;
   let namespace = role == Role.Inbound ? orUnknown(local.namespace) : destination !== null ? orUnknown(destination.namespace) : UNKNOWN;
-  const route = getPropertyString(P.ROUTE_NAME);
+  // block_all and allow_any are routes of the outbound listener: no read for inbound.
+  let route: string | null = null;
+  if (role != Role.Inbound) route = getPropertyString(P.ROUTE_NAME);
   const cluster = getPropertyString(P.CLUSTER_NAME);
   if (route !== null && route == "block_all") {
     name = "BlackHoleCluster";
@@ -71,12 +74,13 @@ function fillDestinationService(v: StaticArray<string>, role: Role, local: Workl
   } else if (cluster !== null && isPassthroughOrBlackhole(cluster)) {
     name = cluster;
   } else {
-    const serviceName = getPropertyString(P.CLUSTER_SERVICE_NAME);
+    const service = clusterInfo(cluster);
+    const serviceName = service.name;
     if (serviceName !== null && serviceName.length > 0) {
       name = serviceName;
-      const serviceHost = getPropertyString(P.CLUSTER_SERVICE_HOST);
+      const serviceHost = service.host;
       if (serviceHost !== null && serviceHost.length > 0) host = serviceHost;
-      const serviceNamespace = getPropertyString(P.CLUSTER_SERVICE_NAMESPACE);
+      const serviceNamespace = service.namespace;
       if (serviceNamespace !== null && serviceNamespace.length > 0) namespace = serviceNamespace;
     }
   }
@@ -87,8 +91,70 @@ function fillDestinationService(v: StaticArray<string>, role: Role, local: Workl
 
 /** The downstream connection is mutual TLS (the caller presented a verified certificate). */
 export function downstreamIsMtls(): bool {
+  return downstreamConnection().mtls;
+}
+
+// mTLS and both principals are the same for every request on a downstream connection: read
+// once per connection, keyed by connection.id (one read instead of three, and the trust check
+// and the labels share it). Bounded: cleared when it holds MAX_CACHED entries; a closed
+// connection is simply never looked up again (Envoy never reuses a connection id).
+class DownstreamConnection {
+  mtls: bool = false;
+  peerPrincipal: string = UNKNOWN;
+  localPrincipal: string = UNKNOWN;
+}
+const MAX_CACHED = 1024;
+const connections = new Map<i64, DownstreamConnection>();
+
+function downstreamConnection(): DownstreamConnection {
+  const id = getPropertyI64(P.CONNECTION_ID, -1);
+  if (id >= 0 && connections.has(id)) return connections.get(id);
+  const c = new DownstreamConnection();
   const mtls = getProperty(P.CONNECTION_MTLS);
-  return mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
+  c.mtls = mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
+  c.peerPrincipal = orUnknown(getPropertyString(P.CONNECTION_PEER_SAN));
+  c.localPrincipal = orUnknown(getPropertyString(P.CONNECTION_LOCAL_SAN));
+  if (id >= 0) {
+    if (connections.size >= MAX_CACHED) connections.clear();
+    connections.set(id, c);
+  }
+  return c;
+}
+
+// istiod's metadata of a cluster (filter_metadata.istio: services[0] and external), read once
+// per cluster name instead of on every request, and again every REFRESH_AFTER uses so a CDS
+// update that changes it shows up. Bounded like the connections.
+class ClusterInfo {
+  name: string | null = null;
+  host: string | null = null;
+  namespace: string | null = null;
+  external: bool = false;
+  uses: i32 = 0;
+}
+const REFRESH_AFTER = 4096;
+const clusters = new Map<string, ClusterInfo>();
+
+function readClusterInfo(): ClusterInfo {
+  const c = new ClusterInfo();
+  c.name = getPropertyString(P.CLUSTER_SERVICE_NAME);
+  if (c.name !== null && c.name!.length > 0) {
+    c.host = getPropertyString(P.CLUSTER_SERVICE_HOST);
+    c.namespace = getPropertyString(P.CLUSTER_SERVICE_NAMESPACE);
+  }
+  c.external = getProperty(P.CLUSTER_EXTERNAL) !== null;
+  return c;
+}
+
+function clusterInfo(cluster: string | null): ClusterInfo {
+  if (cluster === null) return readClusterInfo();
+  if (clusters.has(cluster)) {
+    const cached = clusters.get(cluster);
+    if (++cached.uses < REFRESH_AFTER) return cached;
+  }
+  const c = readClusterInfo();
+  if (clusters.size >= MAX_CACHED) clusters.clear();
+  clusters.set(cluster, c);
+  return c;
 }
 
 /** The upstream connection is mutual TLS: the upstream presented a certificate with a URI SAN. */
@@ -107,7 +173,7 @@ export function upstreamIsExternal(): bool {
   if (route !== null && route == "allow_any") return true;
   const cluster = getPropertyString(P.CLUSTER_NAME);
   if (cluster !== null && isPassthroughOrBlackhole(cluster)) return true;
-  return getProperty(P.CLUSTER_EXTERNAL) !== null;
+  return clusterInfo(cluster).external;
 }
 
 /** The upstream endpoint's `istio.workload` label, for an upstream that did not exchange metadata. */

@@ -25,6 +25,7 @@ export const RESPONSE_TOTAL_SIZE = propertyPath(["response", "total_size"]);
 
 export const UPSTREAM_PEER_SAN = propertyPath(["upstream", "uri_san_peer_certificate"]);
 export const UPSTREAM_LOCAL_SAN = propertyPath(["upstream", "uri_san_local_certificate"]);
+export const CONNECTION_ID = propertyPath(["connection", "id"]);
 export const CONNECTION_MTLS = propertyPath(["connection", "mtls"]);
 export const CONNECTION_PEER_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
 export const CONNECTION_LOCAL_SAN = propertyPath(["connection", "uri_san_local_certificate"]);

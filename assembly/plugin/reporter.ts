@@ -5,6 +5,7 @@
 import { BaseContext, Context, HeaderPair, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
 import { defineMetric, getHeader, incrementMetric, MapType, MetricType, setEffectiveContext } from "../sdk/host";
 import { TracingConfig } from "../config/tracing";
+import { joinStrings } from "../text/join";
 
 const MAX_IN_FLIGHT = 4;
 const STATUS = String.UTF8.encode(":status");
@@ -60,7 +61,7 @@ export class SpanReporter {
   flush(): void {
     if (this.buffer.length == 0 || this.inFlight >= MAX_IN_FLIGHT) return;
     const n = min(this.buffer.length, this.config.maxBatchSpans);
-    const body = "[" + this.buffer.slice(0, n).join(",") + "]";
+    const body = "[" + joinStrings(this.buffer.slice(0, n), ",") + "]";
     this.buffer = this.buffer.slice(n);
     const c = this.config;
     const headers: HeaderPair[] = [

@@ -3,6 +3,7 @@
 // throw is a trap and a trap fails every stream on the worker. Plugin logic reaches the host
 // only through the SDK and this module.
 import * as imports from "@solo-io/proxy-runtime/assembly/imports";
+import { joinStrings } from "../text/join";
 
 export const enum Status {
   Ok = 0,
@@ -66,7 +67,7 @@ function takeHostBuffer(): ArrayBuffer {
 
 /** Encodes a property path such as ["xds", "node", "metadata"] the way Envoy splits it (NUL). */
 export function propertyPath(parts: string[]): ArrayBuffer {
-  return String.UTF8.encode(parts.join("\0"));
+  return String.UTF8.encode(joinStrings(parts, "\0"));
 }
 
 /** Reads an Envoy attribute; null when the host has no value (NOT_FOUND) or refuses. */

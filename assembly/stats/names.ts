@@ -1,6 +1,7 @@
 // Istio's stat-name encoding for labels carried through the proxy-wasm metric ABI, which has no
 // tags: `tag1=.=value1;.;tag2=.=value2;.;istio_<metric>`. Envoy's stats_tags regexes of the form
 // `(tag=\.=(.*?);\.;)` turn each pair back into a Prometheus label.
+import { joinStrings } from "../text/join";
 
 export const VALUE_SEPARATOR = "=.=";
 export const FIELD_SEPARATOR = ";.;";
@@ -67,5 +68,5 @@ export function encodeTags(names: string[], values: StaticArray<string>, count: 
     parts[i * 4 + 2] = values[i];
     parts[i * 4 + 3] = FIELD_SEPARATOR;
   }
-  return parts.join("");
+  return joinStrings(parts, "");
 }

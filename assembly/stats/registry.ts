@@ -5,6 +5,7 @@
 import { defineMetric, incrementMetric, MetricType } from "../sdk/host";
 import { encodeTags } from "./names";
 import { SeriesPlan } from "./plan";
+import { joinStaticStrings } from "../text/join";
 
 // Joins the values of a tuple into its cache key. Sanitized values hold no control
 // characters, so the separator cannot occur inside one.
@@ -30,7 +31,7 @@ export class SeriesCache {
    * sanitized values of every slot of the plan.
    */
   resolve(values: StaticArray<string>): StaticArray<i64> {
-    const key = values.join(KEY_SEPARATOR);
+    const key = joinStaticStrings(values, KEY_SEPARATOR);
     if (this.ids.has(key)) return this.ids.get(key);
     if (this.ids.size >= this.maxSeries) {
       if (this.overflowCounterId >= 0) incrementMetric(<u32>this.overflowCounterId, 1);

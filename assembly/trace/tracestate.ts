@@ -11,6 +11,7 @@
 // The key rule is a superset of Level 1's `simple-key / tenant-id "@" system-id`, so everything
 // Level 1 accepts is accepted; `isPortableTraceStateKey` checks the stricter Level 1 rule for our
 // own configured key so that our entry is valid for parsers of either level.
+import { joinStrings } from "../text/join";
 
 /** Most list members in a valid tracestate, and in what we send. */
 export const MAX_TRACESTATE_MEMBERS: i32 = 32;
@@ -164,7 +165,7 @@ export function parseTraceStateMembers(value: string): string[] | null {
 export function normalizeTraceState(value: string): string | null {
   const members = parseTraceStateMembers(value);
   if (members === null) return null;
-  return members.join(",");
+  return joinStrings(members, ",");
 }
 
 /** The value for `key` in `traceState`, or null when absent or when `traceState` is invalid. */
@@ -214,7 +215,7 @@ export function updateTraceState(traceState: string, key: string, value: string)
       total = joinedLength(out);
     }
   }
-  return out.join(",");
+  return joinStrings(out, ",");
 }
 
 function joinedLength(members: string[]): i32 {

@@ -1,6 +1,7 @@
 // Zipkin v2 JSON for the spans the plugin reports (POST /api/v2/spans takes a JSON array of
 // these). Pure string building, so it is unit tested without a proxy.
 import { u128ToHex, u64ToHex } from "./hex";
+import { joinStrings } from "../text/join";
 
 export const enum SpanKind {
   Client,
@@ -61,7 +62,7 @@ export function spanJson(s: Span): string {
     parts.push("}");
   }
   parts.push("}");
-  return parts.join("");
+  return joinStrings(parts, "");
 }
 
 const HEX_DIGITS = "0123456789abcdef";
