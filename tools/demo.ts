@@ -3,7 +3,9 @@
 // a registry through the WasmPlugin manifests; Istio's iptables interception; Prometheus
 // scraping every proxy's :15090; Zipkin. It drives bounded traffic through the ingress gateway
 // and shows, per edge, rate, errors and p50/p99 latency computed by PromQL, the slowest trace
-// (once the plugin emits spans) and the service graph as SVG and PNG.
+// (once the plugin emits spans) and the service graph as SVG and PNG. Istio's Mesh and Service
+// dashboards: how to import them into your own Grafana on this Prometheus, and the same queries
+// drawn over the run as a static page (served while the mesh is up) and build/demo/dashboard.png.
 //
 // Interactive (a terminal): the mesh stays up afterwards with light traffic, so Prometheus and
 // Zipkin can be explored, until Ctrl-C, `make demo-down` or DEMO_HOLD_MAX minutes. Otherwise it
@@ -14,6 +16,7 @@ import { join } from "node:path";
 import { ROOT } from "./harness/envoy.ts";
 import { sweepMesh } from "./mesh/cleanup.ts";
 import { podmanPsCommand } from "./mesh/containers.ts";
+import { showDashboards, type DemoDashboards } from "./mesh/dashboard.ts";
 import { writeServiceGraph } from "./mesh/graph.ts";
 import { startMesh, type Mesh } from "./mesh/mesh.ts";
 import { edgeStats, formatEdgeTable, formatTraceTree, promQuery, slowestTrace } from "./mesh/report.ts";
@@ -61,6 +64,7 @@ const aborted = () => {
 };
 
 let mesh: Mesh | undefined;
+let dashboards: DemoDashboards | undefined;
 let exitCode = 0;
 let shown = false; // results printed: a later stop (Ctrl-C, make demo-down) is the normal end
 try {
@@ -122,9 +126,18 @@ try {
   });
   console.log(`\nService graph: ${graph.svg.replace(`${ROOT}/`, "")}${graph.png ? ` and ${graph.png.replace(`${ROOT}/`, "")}` : ` (no PNG: ${graph.pngProblem})`}`);
 
+  step("Istio's dashboards: rendering their queries over the run, serving the page, screenshotting it with Chromium");
+  dashboards = await showDashboards({ prometheusUrl: mesh.prometheus!.url, topology: t, start: traffic.startedAt / 1000, end: traffic.endedAt / 1000, outDir: OUT });
+  console.log(`\n${dashboards.report}`);
+  if (dashboards.pngError) {
+    console.error(`\nERROR: no dashboard screenshot: ${dashboards.pngError}`);
+    exitCode = 1;
+  }
+
   console.log(`\nPrometheus: ${mesh.prometheus!.url}   (try: sum by (source_workload, destination_workload, response_code) (rate(istio_requests_total{reporter="source"}[1m])))`);
   console.log(`Zipkin:     ${mesh.zipkin?.url ?? "not running"}`);
   console.log(`Gateway:    ${mesh.gatewayUrl}/productpage/1`);
+  console.log(`Dashboards: ${dashboards.url}`);
   if (mesh.mode === "containers") {
     console.log(`Sidecar configs and logs: build/demo/pods/<pod>/; WasmPlugins: build/demo/deploy/`);
     console.log(`Containers: ${podmanPsCommand()}`);
@@ -141,6 +154,7 @@ try {
     exitCode = 1;
   }
 } finally {
+  await dashboards?.close();
   if (mesh) {
     step(mesh.mode === "containers"
       ? "tearing down: containers, apps, Prometheus, Zipkin, registry, namespaces, bridge"
