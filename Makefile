@@ -20,7 +20,7 @@ PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
 APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 librsvg2-bin \
 	chromium openssl
 
-.PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench image manifests validate-manifests fuzz soak clean
+.PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench bench-deps image manifests validate-manifests fuzz soak clean
 
 deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps
 
@@ -108,3 +108,27 @@ fuzz: $(NPM_STAMP)
 # Mixed HTTP/TCP soak through real Envoy on loopback (tools/soak.ts): SOAK_SECONDS (600), SOAK_RPS (150).
 soak: deps build
 	$(TSX) tools/soak.ts
+
+# Overhead against bare Envoy, side by side in one run (tools/bench.ts, bench/README.md):
+# bench/results/latest.json, chart.svg/png and the results table. BENCH_QUICK=1 for the short run.
+# fortio comes from the Go module proxy, pinned: releases after 1.68.0 need a module the proxy
+# here refuses.
+FORTIO_VERSION := 1.68.0
+FORTIO := .cache/fortio-$(FORTIO_VERSION)/fortio
+GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BENCH_APT_PACKAGES := nghttp2-client librsvg2-bin util-linux
+
+$(FORTIO):
+	@echo "== Go module proxy: fortio.org/fortio@v$(FORTIO_VERSION)"
+	@mkdir -p $(dir $@)
+	GOBIN=$(CURDIR)/$(dir $@) $(GO) install fortio.org/fortio@v$(FORTIO_VERSION)
+
+bench-deps: $(FORTIO)
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "== apt: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: $(NPM_STAMP) $(ENVOY) build bench-deps
+	FORTIO_BIN=$(CURDIR)/$(FORTIO) $(TSX) tools/bench.ts

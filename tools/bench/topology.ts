@@ -1,0 +1,187 @@
+// The benchmark's processes, built from the one harness (tools/harness): an upstream Envoy that
+// answers with `direct_response` (1 KiB body) and doubles as a Zipkin blackhole, and per
+// configuration a pair of Istio-shaped sidecars, each an Envoy with one worker:
+//
+//   load generator -> client sidecar (outbound listener, reporter=source)
+//                  -> server sidecar (inbound listener, reporter=destination)
+//                  -> upstream Envoy (direct_response)
+//
+// The pair is what Istio calls "both" in its benchmarks: the client sidecar injects the
+// metadata-exchange headers, the server sidecar decodes them and answers with its own, which the
+// client decodes, so every one of the 25 labels is filled from a real peer on both sides.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import {
+  freePort, httpListener, renderTemplate, ROOT, startEnvoy, wasmHttpFilter, type Envoy,
+} from "../harness/envoy.ts";
+import { serviceCluster, sidecarNode, type Workload } from "../harness/sidecars.ts";
+
+export const CLIENT: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
+export const SERVER: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
+export const SERVICE = { name: SERVER.app, namespace: SERVER.namespace };
+export const RESPONSE_BYTES = 1024;
+const ZIPKIN_CLUSTER = "zipkin";
+
+/** What a configuration puts in both sidecars. */
+export interface Filters {
+  /** none: bare Envoy; empty: the empty AssemblyScript filter; plugin: build/plugin.wasm. */
+  wasm: "none" | "empty" | "plugin";
+  /** Plugin configuration for the client (outbound) and server (inbound) sidecar. */
+  clientConfig?: unknown;
+  serverConfig?: unknown;
+  /** Root ids (Istio's pluginName) of the client and server plugin; "" by default. */
+  clientRootId?: string;
+  serverRootId?: string;
+  /** Another plugin module than ModulePaths.plugin (a candidate build of a change). */
+  pluginPath?: string;
+  /** Envoy's native Zipkin tracer in both HTTP connection managers, at this sampling %. */
+  nativeZipkinPercent?: number;
+}
+
+export interface ModulePaths {
+  plugin: string;
+  empty: string;
+}
+
+/** CPU placement: the sidecars under test on one core, everything else on another. */
+export interface Placement {
+  meshCpu: number | null;
+  loadCpu: number | null;
+}
+
+export function placement(enabled: boolean, cores: number): Placement {
+  if (!enabled || cores < 2) return { meshCpu: null, loadCpu: null };
+  return { meshCpu: cores - 1, loadCpu: 0 };
+}
+
+/** Pins every thread of a running process (new threads inherit it). */
+export function pin(pid: number, cpu: number | null): void {
+  if (cpu === null) return;
+  const r = spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`taskset ${pid}: ${r.stderr}`);
+}
+
+/** Lets every thread of a process run on any core again. */
+export function unpin(pid: number, cores: number): void {
+  spawnSync("taskset", ["-a", "-p", "-c", `0-${cores - 1}`, String(pid)], { encoding: "utf8" });
+}
+
+/** A command line run on the load core. */
+export function onCpu(cpu: number | null, cmd: string, args: string[]): [string, string[]] {
+  return cpu === null ? [cmd, args] : ["taskset", ["-c", String(cpu), cmd, ...args]];
+}
+
+export interface Upstream {
+  envoy: Envoy;
+  port: number;
+  collectorPort: number;
+}
+
+export async function startUpstreamEnvoy(where: Placement): Promise<Upstream> {
+  const port = await freePort();
+  const collectorPort = await freePort();
+  const envoy = await startEnvoy({
+    name: "bench-upstream",
+    listeners: [
+      renderTemplate("bench-direct-response.yaml", { NAME: "app", PORT: port, STATUS: 200, BODY: "x".repeat(RESPONSE_BYTES) }),
+      renderTemplate("bench-direct-response.yaml", { NAME: "collector", PORT: collectorPort, STATUS: 202, BODY: "" }),
+    ],
+    clusters: [],
+    concurrency: 1,
+    flushOnAdmin: false,
+  });
+  pin(envoy.pid, where.loadCpu);
+  return { envoy, port, collectorPort };
+}
+
+export interface Pair {
+  client: Envoy;
+  server: Envoy;
+  /** The client sidecar's outbound listener: where the load generator sends. */
+  port: number;
+  stop(): Promise<void>;
+}
+
+function zipkinTracing(percent: number): any {
+  return {
+    random_sampling: { value: percent },
+    provider: {
+      name: "envoy.tracers.zipkin",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+        collector_cluster: ZIPKIN_CLUSTER,
+        collector_endpoint: "/api/v2/spans",
+        collector_endpoint_version: "HTTP_JSON",
+      },
+    },
+  };
+}
+
+function listener(name: string, port: number, direction: "INBOUND" | "OUTBOUND", cluster: string, filters: Filters, mod: ModulePaths, config: unknown, rootId: string): any {
+  const http: any[] = [];
+  if (filters.wasm !== "none") {
+    http.push(
+      wasmHttpFilter({
+        wasmPath: filters.wasm === "empty" ? mod.empty : (filters.pluginPath ?? mod.plugin),
+        vmId: filters.wasm === "empty" ? "bench-empty" : "mesh-telemetry",
+        pluginName: filters.wasm === "empty" ? "bench-empty" : "mesh-telemetry",
+        config: config ?? {},
+        rootId,
+        // As deploy/'s WasmPlugins: a telemetry plugin fails open.
+        failurePolicy: "FAIL_OPEN",
+      }),
+    );
+  }
+  const l = httpListener({ name, port, direction, cluster, filters: http });
+  if (filters.nativeZipkinPercent !== undefined) {
+    l.filter_chains[0].filters[0].typed_config.tracing = zipkinTracing(filters.nativeZipkinPercent);
+  }
+  return l;
+}
+
+function collectorCluster(port: number): any {
+  return renderTemplate("cluster.yaml", { NAME: ZIPKIN_CLUSTER, ADDRESS: "127.0.0.1", PORT: port });
+}
+
+/** Starts the server sidecar, then the client sidecar pointing at it, both pinned. */
+export async function startPair(tag: string, filters: Filters, mod: ModulePaths, upstream: Upstream, where: Placement): Promise<Pair> {
+  const serverPort = await freePort();
+  const inboundCluster = "inbound|9080||";
+  const server = await startEnvoy({
+    name: `bench-${tag}-server`,
+    node: sidecarNode(SERVER),
+    listeners: [listener("virtualInbound", serverPort, "INBOUND", inboundCluster, filters, mod, filters.serverConfig, filters.serverRootId ?? "")],
+    clusters: [serviceCluster(inboundCluster, upstream.port, SERVICE), collectorCluster(upstream.collectorPort)],
+    concurrency: 1,
+    flushOnAdmin: true,
+  });
+  const clientPort = await freePort();
+  const outboundCluster = `outbound|9080||${SERVICE.name}.${SERVICE.namespace}.svc.cluster.local`;
+  let client: Envoy;
+  try {
+    client = await startEnvoy({
+      name: `bench-${tag}-client`,
+      node: sidecarNode(CLIENT),
+      listeners: [listener(`outbound_${SERVICE.name}`, clientPort, "OUTBOUND", outboundCluster, filters, mod, filters.clientConfig, filters.clientRootId ?? "")],
+      clusters: [serviceCluster(outboundCluster, serverPort, SERVICE, SERVER), collectorCluster(upstream.collectorPort)],
+      concurrency: 1,
+      flushOnAdmin: true,
+    });
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  pin(server.pid, where.meshCpu);
+  pin(client.pid, where.meshCpu);
+  return {
+    client,
+    server,
+    port: clientPort,
+    async stop() {
+      await client.stop();
+      await server.stop();
+    },
+  };
+}
+
+export const BENCH_BUILD = join(ROOT, "build/bench");
