@@ -20,9 +20,27 @@ PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
 APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 librsvg2-bin \
 	chromium openssl
 
+GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Istio's Mesh and Service Grafana dashboards, for the dashboards test and the demo: taken from
+# shared/istio-dashboards beside the clone when it is there, else from istio/istio's
+# manifests/addons/dashboards through the Go module proxy, at the commit whose files are
+# byte-identical to that snapshot. Never copied into the repository.
+ISTIO_MODULE := istio.io/istio@v0.0.0-20260826214018-9739e10eb9d7
+ISTIO_DASHBOARDS := .cache/istio-dashboards
+
 .PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench bench-deps image manifests validate-manifests fuzz soak clean
 
-deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps
+deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps $(ISTIO_DASHBOARDS)/istio-service-dashboard.json
+
+$(ISTIO_DASHBOARDS)/istio-service-dashboard.json:
+	@mkdir -p $(ISTIO_DASHBOARDS)
+	@if [ -f ../shared/istio-dashboards/istio-service-dashboard.json ]; then \
+	  cp ../shared/istio-dashboards/istio-mesh-dashboard.gen.json ../shared/istio-dashboards/istio-service-dashboard.json $(ISTIO_DASHBOARDS)/; \
+	else \
+	  echo "== Go module proxy: $(ISTIO_MODULE) for manifests/addons/dashboards"; \
+	  dir=$$(GOMODCACHE=$(CURDIR)/.cache/gomod GOFLAGS=-mod=mod $(GO) mod download -json $(ISTIO_MODULE) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir" && cp $$dir/manifests/addons/dashboards/istio-mesh-dashboard.gen.json $$dir/manifests/addons/dashboards/istio-service-dashboard.json $(ISTIO_DASHBOARDS)/; \
+	fi
 
 $(ZIPKIN_JAR):
 	@echo "== Maven Central: io.zipkin:zipkin-server $(ZIPKIN_VERSION) (exec jar)"
@@ -115,7 +133,6 @@ soak: deps build
 # here refuses.
 FORTIO_VERSION := 1.68.0
 FORTIO := .cache/fortio-$(FORTIO_VERSION)/fortio
-GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BENCH_APT_PACKAGES := nghttp2-client librsvg2-bin util-linux
 
 $(FORTIO):

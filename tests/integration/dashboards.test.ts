@@ -1,4 +1,4 @@
-// Istio's Grafana dashboards (Mesh and Service, from shared/istio-dashboards) run unchanged on
+// Istio's Grafana dashboards (Mesh and Service, from .cache/istio-dashboards; see the Makefile) run unchanged on
 // the plugin's metrics. Five loopback sidecars carry known, steady traffic (HTTP with 4xx/5xx,
 // gRPC over h2, TCP through tcp_proxy; mTLS and plaintext), a real Prometheus scrapes them
 // every second, and every panel query of both dashboards runs through Prometheus's HTTP API

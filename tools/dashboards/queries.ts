@@ -4,15 +4,16 @@
 // dashboards.test.ts) runs every query against a real Prometheus; the page
 // (tools/dashboards/page.ts) charts some of them.
 //
-// The dashboards are test data in shared/istio-dashboards beside the clone; they are never
-// copied into this repository.
+// The dashboards are test data: `make deps` puts Istio's own files in .cache/istio-dashboards
+// (from shared/istio-dashboards beside the clone, or from istio/istio through the Go module
+// proxy); they are never copied into this repository.
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ROOT, httpRequest } from "../harness/envoy.ts";
 import { metricNames, parsePromQL, type Node } from "./promql.ts";
 
-/** Where Istio's dashboards live: shared/istio-dashboards beside the clone. */
-export const DASHBOARDS_DIR = process.env.ISTIO_DASHBOARDS_DIR ?? resolve(ROOT, "../shared/istio-dashboards");
+/** Where Istio's dashboards live (see the Makefile's ISTIO_DASHBOARDS). */
+export const DASHBOARDS_DIR = process.env.ISTIO_DASHBOARDS_DIR ?? resolve(ROOT, ".cache/istio-dashboards");
 
 export interface DashboardVariable {
   name: string;
@@ -59,7 +60,7 @@ export interface Dashboard {
 }
 
 export function loadDashboards(dir = DASHBOARDS_DIR): Dashboard[] {
-  if (!existsSync(dir)) throw new Error(`Istio dashboards not found at ${dir} (shared/istio-dashboards beside the clone)`);
+  if (!existsSync(dir)) throw new Error(`Istio dashboards not found at ${dir}: run make deps`);
   return readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .sort()

@@ -1,7 +1,7 @@
 // Istio's Grafana dashboards on the demo mesh (docs/mesh-demo.md, docs/dashboards.md):
 //
 // - the steps to import Istio's Mesh and Service dashboards (the JSON files in
-//   shared/istio-dashboards beside the clone) into a Grafana the user runs, on the demo's
+//   .cache/istio-dashboards, put there by make deps) into a Grafana the user runs, on the demo's
 //   Prometheus;
 // - the static page of tools/dashboards/page.ts, drawn from the same queries over the traffic
 //   window the demo drove, for every service of the mesh; served on 127.0.0.1 until close()
