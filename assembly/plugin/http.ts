@@ -13,7 +13,7 @@ import { HOST_ATTRIBUTES } from "./expressions";
 import { sanitizeLabelValue } from "../stats/names";
 import { responseFlagsString } from "../stats/flags";
 import { WorkloadInfo } from "../peer/workload";
-import { downstreamIsMtls, fillPeerLabels, Role, roleOf, upstreamIsExternal, upstreamIsMtls } from "./labels";
+import { downstreamIsMtls, fillPeerLabels, readUpstreamRoute, Role, roleOf, UpstreamRoute, upstreamIsExternal, upstreamIsMtls } from "./labels";
 import { PeerTrust } from "../config/config";
 import * as P from "./properties";
 import { TelemetryRoot } from "./root";
@@ -56,6 +56,8 @@ export class HttpTelemetry {
   private host: string = "";
   private grpc: bool = false;
   private trace: RequestTrace | null = null;
+  /** Route and cluster, once read (outbound: on the request headers). */
+  private upstream: UpstreamRoute | null = null;
   /** The upstream is outside the mesh (and skip_external_clusters is on). */
   private external: bool = false;
   private method: string = "";
@@ -89,7 +91,11 @@ export class HttpTelemetry {
     }
     if (id !== null) removeHeader(MapType.RequestHeaders, PEER_METADATA_ID);
     if (this.role != Role.Inbound) {
-      this.external = root.config.skipExternalClusters && upstreamIsExternal();
+      if (root.config.skipExternalClusters) {
+        const upstream = readUpstreamRoute(this.role);
+        this.upstream = upstream;
+        this.external = upstreamIsExternal(upstream);
+      }
       if (!this.external) {
         replaceHeader(MapType.RequestHeaders, PEER_METADATA, root.local.exchangeValue);
         replaceHeader(MapType.RequestHeaders, PEER_METADATA_ID, root.local.exchangeId);
@@ -142,7 +148,9 @@ export class HttpTelemetry {
     if (series === null) return;
     const plan = series.plan;
     const v = new StaticArray<string>(plan.slotCount);
-    fillPeerLabels(v, this.role, this.root.local.workload, this.downstreamPeer, this.upstreamPeer, this.host);
+    let upstream = this.upstream;
+    if (upstream === null) upstream = readUpstreamRoute(this.role);
+    fillPeerLabels(v, this.role, this.root.local.workload, this.downstreamPeer, this.upstreamPeer, this.host, upstream);
     v[Label.RequestProtocol] = this.grpc ? "grpc" : "http";
     // No response headers seen (reset before the response): Envoy's own account, 0 if none.
     v[Label.ResponseCode] = this.responseCode.length > 0 ? this.responseCode : getPropertyI64(P.RESPONSE_CODE, 0).toString();

@@ -35,6 +35,7 @@ export function fillPeerLabels(
   downstreamPeer: WorkloadInfo | null,
   upstreamPeer: WorkloadInfo | null,
   host: string,
+  upstream: UpstreamRoute,
 ): void {
   let source: WorkloadInfo | null = role == Role.Outbound ? local : downstreamPeer;
   let destination: WorkloadInfo | null = role == Role.Inbound ? local : upstreamPeer;
@@ -54,19 +55,34 @@ export function fillPeerLabels(
     v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.UPSTREAM_LOCAL_SAN));
     v[Label.DestinationPrincipal] = orUnknown(getPropertyString(P.UPSTREAM_PEER_SAN));
   }
-  fillDestinationService(v, role, local, destination, host);
+  fillDestinationService(v, role, local, destination, host, upstream);
+}
+
+/**
+ * The route and cluster a request takes, read once per request: an outbound request reads
+ * them on its headers (to decide on the exchange) and its labels reuse them.
+ */
+export class UpstreamRoute {
+  /** Null inbound: block_all and allow_any are routes of the outbound listener. */
+  route: string | null = null;
+  cluster: string | null = null;
+}
+
+export function readUpstreamRoute(role: Role): UpstreamRoute {
+  const r = new UpstreamRoute();
+  if (role != Role.Inbound) r.route = getPropertyString(P.ROUTE_NAME);
+  r.cluster = getPropertyString(P.CLUSTER_NAME);
+  return r;
 }
 
 // destination_service{,_name,_namespace}: special routes and clusters first, then istiod's
 // cluster metadata, then the Host header (outbound) or the local service (inbound).
-function fillDestinationService(v: StaticArray<string>, role: Role, local: WorkloadInfo, destination: WorkloadInfo | null, hostHeader: string): void {
+function fillDestinationService(v: StaticArray<string>, role: Role, local: WorkloadInfo, destination: WorkloadInfo | null, hostHeader: string, upstream: UpstreamRoute): void {
   let host = hostHeader.length > 0 ? hostHeader : role == Role.Inbound ? orUnknown(local.canonicalService) : UNKNOWN;
   let name = host;
   let namespace = role == Role.Inbound ? orUnknown(local.namespace) : destination !== null ? orUnknown(destination.namespace) : UNKNOWN;
-  // block_all and allow_any are routes of the outbound listener: no read for inbound.
-  let route: string | null = null;
-  if (role != Role.Inbound) route = getPropertyString(P.ROUTE_NAME);
-  const cluster = getPropertyString(P.CLUSTER_NAME);
+  const route = upstream.route;
+  const cluster = upstream.cluster;
   if (route !== null && route == "block_all") {
     name = "BlackHoleCluster";
   } else if (route !== null && route == "allow_any") {
@@ -168,10 +184,10 @@ export function upstreamIsMtls(): bool {
  * istiod marks `istio.external` (a MESH_EXTERNAL ServiceEntry). The route is resolved when the
  * attribute is read, so this works on request headers.
  */
-export function upstreamIsExternal(): bool {
-  const route = getPropertyString(P.ROUTE_NAME);
+export function upstreamIsExternal(upstream: UpstreamRoute): bool {
+  const route = upstream.route;
   if (route !== null && route == "allow_any") return true;
-  const cluster = getPropertyString(P.CLUSTER_NAME);
+  const cluster = upstream.cluster;
   if (cluster !== null && isPassthroughOrBlackhole(cluster)) return true;
   return clusterInfo(cluster).external;
 }

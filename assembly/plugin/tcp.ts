@@ -8,7 +8,7 @@ import { evaluateToString } from "../expr/ast";
 import { HOST_ATTRIBUTES } from "./expressions";
 import { sanitizeLabelValue } from "../stats/names";
 import { responseFlagsString } from "../stats/flags";
-import { fillPeerLabels, Role, roleOf } from "./labels";
+import { fillPeerLabels, readUpstreamRoute, Role, roleOf } from "./labels";
 import * as P from "./properties";
 import { TelemetryRoot } from "./root";
 
@@ -82,7 +82,7 @@ export class TcpTelemetry {
     const series = this.root.tcpSeries!;
     const plan = series.plan;
     const v = new StaticArray<string>(plan.slotCount);
-    fillPeerLabels(v, this.role, this.root.local.workload, null, null, "");
+    fillPeerLabels(v, this.role, this.root.local.workload, null, null, "", readUpstreamRoute(this.role));
     v[Label.RequestProtocol] = "tcp";
     v[Label.ResponseFlags] = responseFlagsString(getPropertyI64(P.RESPONSE_FLAGS, 0));
     for (let i = 0; i < plan.expressions.length; i++) {

@@ -93,10 +93,15 @@ export function beginTrace(root: TelemetryRoot, h: HeaderSnapshot): RequestTrace
   return new RequestTrace(span, requestId);
 }
 
-// Sets a header to `value`, or removes a stale incoming one when there is nothing to send.
+// Sets a header to `value` unless it already holds it (a continued trace keeps its trace id
+// and sampling flag: no host call), or removes a stale incoming one when there is nothing to send.
 function write(name: ArrayBuffer, value: string, h: HeaderSnapshot, index: i32): void {
-  if (value.length > 0) replaceHeader(MapType.RequestHeaders, name, String.UTF8.encode(value));
-  else if (h.get(index) !== null) removeHeader(MapType.RequestHeaders, name);
+  const incoming = h.get(index);
+  if (value.length > 0) {
+    if (incoming === null || incoming != value) replaceHeader(MapType.RequestHeaders, name, String.UTF8.encode(value));
+  } else if (incoming !== null) {
+    removeHeader(MapType.RequestHeaders, name);
+  }
 }
 
 /**
