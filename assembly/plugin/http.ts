@@ -5,7 +5,7 @@
 // cached metric ids.
 import { getHeader, getHeaderPairs, getPropertyI64, incrementMetric, MapType, recordMetric, removeHeader, replaceHeader } from "../sdk/host";
 import { HeaderSnapshot, pickHeaders } from "../sdk/headers";
-import { beginTrace, finishTrace, RequestTrace } from "./tracing";
+import { beginTrace, finishTrace, isReported, RequestTrace, SpanFacts } from "./tracing";
 import { HTTP_LABEL_COUNT, Label, UNKNOWN } from "../stats/labels";
 import { evaluateToInt, evaluateToString } from "../expr/ast";
 import { DefinitionType } from "../config/metrics";
@@ -165,13 +165,22 @@ export class HttpTelemetry {
     // The four standard families, in HTTP_METRIC_NAMES order, then the custom definitions.
     const requestBytes = getPropertyI64(P.REQUEST_TOTAL_SIZE, 0);
     const responseBytes = getPropertyI64(P.RESPONSE_TOTAL_SIZE, 0);
+    const reported = isReported(this.root, this.trace);
+    const durationNs = ids[1] >= 0 || reported ? getPropertyI64(P.REQUEST_DURATION, 0) : 0;
     if (ids[0] >= 0) incrementMetric(<u32>ids[0], 1);
-    if (ids[1] >= 0) recordMetric(<u32>ids[1], <u64>(getPropertyI64(P.REQUEST_DURATION, 0) / 1000000));
+    if (ids[1] >= 0) recordMetric(<u32>ids[1], <u64>(durationNs / 1000000));
     if (ids[2] >= 0) recordMetric(<u32>ids[2], <u64>requestBytes);
     if (ids[3] >= 0) recordMetric(<u32>ids[3], <u64>responseBytes);
-    const trace = this.trace;
-    if (trace !== null) {
-      finishTrace(this.root, this.contextId, trace, this.role, v, this.method, this.authority, this.path, requestBytes, responseBytes);
+    if (reported) {
+      const f = new SpanFacts();
+      f.method = this.method;
+      f.authority = this.authority;
+      f.path = this.path;
+      f.requestBytes = requestBytes;
+      f.responseBytes = responseBytes;
+      f.durationNs = durationNs;
+      f.cluster = upstream.cluster;
+      finishTrace(this.root, this.contextId, this.trace!, this.role, v, f);
     }
     for (let f = 4; f < ids.length; f++) {
       if (ids[f] < 0) continue;

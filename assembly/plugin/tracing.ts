@@ -104,24 +104,31 @@ function write(name: ArrayBuffer, value: string, h: HeaderSnapshot, index: i32):
   }
 }
 
+/** What the request's log already knows, so its span reads nothing from the host twice. */
+export class SpanFacts {
+  method: string = "";
+  authority: string = "";
+  path: string = "";
+  requestBytes: i64 = 0;
+  responseBytes: i64 = 0;
+  durationNs: i64 = 0;
+  cluster: string | null = null;
+}
+
+/** The request's span goes to a collector: sampled, with a reporter configured. */
+export function isReported(root: TelemetryRoot, trace: RequestTrace | null): bool {
+  return trace !== null && root.spanReporter !== null && trace.span.isSampled();
+}
+
 /**
- * Builds the finished span of a sampled request from its labels `v` (computed for the metrics)
- * and hands it to the reporter.
+ * Builds the finished span of a reported request (isReported) from its labels `v` (computed
+ * for the metrics) and what its log read, and hands it to the reporter.
  */
-export function finishTrace(
-  root: TelemetryRoot,
-  contextId: u32,
-  trace: RequestTrace,
-  role: Role,
-  v: StaticArray<string>,
-  method: string,
-  authority: string,
-  path: string,
-  requestBytes: i64,
-  responseBytes: i64,
-): void {
-  const reporter = root.spanReporter;
-  if (reporter === null || !trace.span.isSampled()) return;
+export function finishTrace(root: TelemetryRoot, contextId: u32, trace: RequestTrace, role: Role, v: StaticArray<string>, f: SpanFacts): void {
+  const reporter = root.spanReporter!;
+  const method = f.method;
+  const authority = f.authority;
+  const path = f.path;
   const t = trace.span;
   const local = root.local.workload;
   const s = new Span();
@@ -136,7 +143,7 @@ export function finishTrace(
   const pathOnly = queryAt >= 0 ? path.substring(0, queryAt) : path;
   s.name = authority + pathOnly;
   s.timestampUs = <u64>getPropertyI64(P.REQUEST_TIME, 0) / 1000;
-  s.durationUs = <u64>getPropertyI64(P.REQUEST_DURATION, 0) / 1000;
+  s.durationUs = <u64>f.durationNs / 1000;
   s.serviceName = serviceName(local.canonicalService.length > 0 ? local.canonicalService : local.workloadName, local.namespace);
   const peer = getPropertyString(role == Role.Inbound ? P.SOURCE_ADDRESS : P.UPSTREAM_ADDRESS);
   if (peer !== null) {
@@ -149,15 +156,15 @@ export function finishTrace(
   s.tag("istio.canonical_revision", v[role == Role.Outbound ? Label.SourceCanonicalRevision : Label.DestinationCanonicalRevision]);
   s.tag("istio.namespace", local.namespace.length > 0 ? local.namespace : "unknown");
   s.tag("node_id", root.local.nodeId);
-  const cluster = getPropertyString(P.CLUSTER_NAME);
+  const cluster = f.cluster;
   s.tag("upstream_cluster", cluster === null ? "-" : cluster);
   s.tag("http.method", method);
   s.tag("http.url", "http://" + authority + path);
   s.tag("http.protocol", v[Label.RequestProtocol]);
   s.tag("http.status_code", code);
   s.tag("response_flags", v[Label.ResponseFlags]);
-  s.tag("request_size", requestBytes.toString());
-  s.tag("response_size", responseBytes.toString());
+  s.tag("request_size", f.requestBytes.toString());
+  s.tag("response_size", f.responseBytes.toString());
   if (peer !== null) s.tag("peer.address", peer);
   s.tag("guid:x-request-id", trace.requestId);
   s.tag("component", "proxy");
