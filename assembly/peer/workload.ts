@@ -80,3 +80,17 @@ export function workloadFromEndpointLabel(label: string): WorkloadInfo | null {
   if (parts.length >= 5) w.clusterId = parts[4];
   return w;
 }
+
+/**
+ * The namespace in a SPIFFE identity `spiffe://<trust-domain>/ns/<namespace>/sa/<account>`, as
+ * Istio reads it from a peer certificate's URI SAN; "" when the principal has none. Istio
+ * prefers it to the namespace a peer claims in its metadata.
+ */
+export function spiffeNamespace(principal: string): string {
+  if (!principal.startsWith("spiffe://")) return "";
+  const at = principal.indexOf("/ns/", 9);
+  if (at < 0) return "";
+  const start = at + 4;
+  const end = principal.indexOf("/", start);
+  return end < 0 ? principal.substring(start) : principal.substring(start, end);
+}

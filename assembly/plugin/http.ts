@@ -74,22 +74,10 @@ export class HttpTelemetry {
   onRequestHeaders(): void {
     const root = this.root;
     this.role = roleOf(root.config.reporter);
-    const h = pickHeaders(getHeaderPairs(MapType.RequestHeaders), REQUEST_HEADERS);
-    const id = h.get(H_PEER_METADATA_ID);
-    const metadata = h.get(H_PEER_METADATA);
+    const h = this.readRequestHeaders();
     // The exchange headers never reach the application, whether believed or not.
-    if (metadata !== null) {
-      if (this.role != Role.Outbound) {
-        if (this.trustsDownstream()) {
-          this.peerAskedForMetadata = true;
-          this.downstreamPeer = root.decodePeer(id, metadata);
-        } else {
-          root.countUntrustedPeerMetadata();
-        }
-      }
-      removeHeader(MapType.RequestHeaders, PEER_METADATA);
-    }
-    if (id !== null) removeHeader(MapType.RequestHeaders, PEER_METADATA_ID);
+    if (h.get(H_PEER_METADATA) !== null) removeHeader(MapType.RequestHeaders, PEER_METADATA);
+    if (h.get(H_PEER_METADATA_ID) !== null) removeHeader(MapType.RequestHeaders, PEER_METADATA_ID);
     if (this.role != Role.Inbound) {
       if (root.config.skipExternalClusters) {
         const upstream = readUpstreamRoute(this.role);
@@ -101,13 +89,41 @@ export class HttpTelemetry {
         replaceHeader(MapType.RequestHeaders, PEER_METADATA_ID, root.local.exchangeId);
       }
     }
+    if (root.config.tracing.enabled) this.trace = beginTrace(root, h);
+  }
+
+  /**
+   * A request answered before it reached this filter (an RBAC denial, another filter's local
+   * reply, a reset before the headers were complete) is still counted when it is logged, as
+   * Istio counts it: its headers are read then, without changing anything.
+   */
+  onLogWithoutHeaders(): void {
+    this.role = roleOf(this.root.config.reporter);
+    this.readRequestHeaders();
+    this.onLog();
+  }
+
+  // The request facts every stream needs, from one read of the request headers: the caller's
+  // identity from the exchange headers (inbound), the authority, method, path and protocol.
+  private readRequestHeaders(): HeaderSnapshot {
+    const root = this.root;
+    const h = pickHeaders(getHeaderPairs(MapType.RequestHeaders), REQUEST_HEADERS);
+    const metadata = h.get(H_PEER_METADATA);
+    if (metadata !== null && this.role != Role.Outbound) {
+      if (this.trustsDownstream()) {
+        this.peerAskedForMetadata = true;
+        this.downstreamPeer = root.decodePeer(h.get(H_PEER_METADATA_ID), metadata);
+      } else {
+        root.countUntrustedPeerMetadata();
+      }
+    }
     this.authority = orEmpty(h, H_AUTHORITY);
     this.method = orEmpty(h, H_METHOD);
     this.path = orEmpty(h, H_PATH);
     if (this.role == Role.Outbound && !root.config.disableHostHeaderFallback) this.host = this.authority;
     const contentType = h.get(H_CONTENT_TYPE);
     this.grpc = contentType !== null && isGrpcContentType(contentType);
-    if (root.config.tracing.enabled) this.trace = beginTrace(root, h);
+    return h;
   }
 
   private trustsDownstream(): bool {

@@ -4,7 +4,7 @@
 import { getProperty, getPropertyI64, getPropertyString } from "../sdk/host";
 import { ReporterMode } from "../config/config";
 import { Label, UNKNOWN } from "../stats/labels";
-import { WorkloadInfo, workloadFromEndpointLabel } from "../peer/workload";
+import { spiffeNamespace, WorkloadInfo, workloadFromEndpointLabel } from "../peer/workload";
 import * as P from "./properties";
 
 export const enum Role {
@@ -55,7 +55,12 @@ export function fillPeerLabels(
     v[Label.SourcePrincipal] = orUnknown(getPropertyString(P.UPSTREAM_LOCAL_SAN));
     v[Label.DestinationPrincipal] = orUnknown(getPropertyString(P.UPSTREAM_PEER_SAN));
   }
-  fillDestinationService(v, role, local, destination, host, upstream);
+  // As Istio: the peer's namespace comes from its certificate's SPIFFE id when it has one (a
+  // TCP peer without metadata exchange still gets it), else from its metadata.
+  const peerNamespaceLabel = role == Role.Outbound ? Label.DestinationWorkloadNamespace : Label.SourceWorkloadNamespace;
+  const peerNamespace = spiffeNamespace(v[role == Role.Outbound ? Label.DestinationPrincipal : Label.SourcePrincipal]);
+  if (peerNamespace.length > 0) v[peerNamespaceLabel] = peerNamespace;
+  fillDestinationService(v, role, local, v[Label.DestinationWorkloadNamespace], host, upstream);
 }
 
 /**
@@ -77,10 +82,10 @@ export function readUpstreamRoute(role: Role): UpstreamRoute {
 
 // destination_service{,_name,_namespace}: special routes and clusters first, then istiod's
 // cluster metadata, then the Host header (outbound) or the local service (inbound).
-function fillDestinationService(v: StaticArray<string>, role: Role, local: WorkloadInfo, destination: WorkloadInfo | null, hostHeader: string, upstream: UpstreamRoute): void {
+function fillDestinationService(v: StaticArray<string>, role: Role, local: WorkloadInfo, destinationNamespace: string, hostHeader: string, upstream: UpstreamRoute): void {
   let host = hostHeader.length > 0 ? hostHeader : role == Role.Inbound ? orUnknown(local.canonicalService) : UNKNOWN;
   let name = host;
-  let namespace = role == Role.Inbound ? orUnknown(local.namespace) : destination !== null ? orUnknown(destination.namespace) : UNKNOWN;
+  let namespace = role == Role.Inbound ? orUnknown(local.namespace) : destinationNamespace;
   const route = upstream.route;
   const cluster = upstream.cluster;
   if (route !== null && route == "block_all") {

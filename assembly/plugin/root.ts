@@ -4,8 +4,9 @@
 import { Context, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
 import {
   BufferType, defineMetric, environment, getBufferBytes, getPropertyString, incrementMetric, log, LogLevel, MetricType,
-  randomBytes, setEffectiveContext, setTickPeriodMs,
+  randomBytes, recordMetric, setEffectiveContext, setTickPeriodMs,
 } from "../sdk/host";
+import { sanitizeLabelValue } from "../stats/names";
 import { CustomTagKind } from "../config/tracing";
 import { SplitMix64, TraceOptions } from "../trace/context";
 import { SpanReporter } from "./reporter";
@@ -112,6 +113,7 @@ export class TelemetryRoot extends RootContext {
     this.invalidTraceHeadersId = defineMetric(MetricType.Counter, "mesh_telemetry_trace_headers_invalid_total");
     this.untrustedPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_untrusted_total");
     defineHeapGauge();
+    defineBuildGauge();
     const w = this.local.workload;
     log(LogLevel.Info, "configured: workload " + w.workloadName + "." + w.namespace + ", node " + this.local.nodeId);
     return true;
@@ -140,6 +142,16 @@ export class TelemetryRoot extends RootContext {
     this.peers.put(key, metadata, peer);
     return peer;
   }
+}
+
+// istio_build{component="proxy",tag="<ISTIO_VERSION>"} 1, as Istio's stats filter reports it
+// (the Mesh dashboard's component-versions panel). The name uses the encoding Istio's own
+// bootstrap regexes `(component\.(.+?)\.)` and `(tag\.(.+?);\.)` take apart.
+function defineBuildGauge(): void {
+  const version = new NodeMetadataConstants().nodeMetadata("ISTIO_VERSION");
+  const tag = sanitizeLabelValue(version === null || version.length == 0 ? "unknown" : version);
+  const id = defineMetric(MetricType.Gauge, "component.proxy.tag." + tag + ";.istio_build");
+  if (id >= 0) recordMetric(<u32>id, 1);
 }
 
 // Values of the custom span tags that do not depend on the request; "" for header tags.

@@ -56,9 +56,12 @@ export class TelemetryStream extends Context {
   // Envoy logs an HTTP stream when it completes and a TCP stream when the connection closes.
   onLog(): void {
     const http = this.http;
-    if (http !== null) http.onLog();
     const tcp = this.tcp;
-    if (tcp !== null) tcp.onClose();
+    if (http !== null) http.onLog();
+    else if (tcp !== null) tcp.onClose();
+    // An HTTP stream that never reached this filter's request headers (answered or reset
+    // before it): still counted.
+    else new HttpTelemetry(this.root, this.context_id).onLogWithoutHeaders();
   }
 
   onDelete(): void {

@@ -9,6 +9,8 @@
 //   header N name              proxy_get_header_map_value of a request header
 //   increment N                proxy_increment_metric on a counter
 //   record N                   proxy_record_metric on a histogram
+//   expr N <CEL expression>    Envoy's expr_evaluate foreign function on an expression made
+//                              once by expr_create at configure time (refused if Envoy lacks it)
 //
 // Calls happen in onLog (onRequestHeaders for `header`), where the plugin makes most of its own.
 // Built by tools/bench.ts into build/bench/probe.wasm; never part of a release.
@@ -28,6 +30,7 @@ const enum Kind {
   Header,
   Increment,
   Record,
+  Expr,
 }
 
 class Probe {
@@ -36,6 +39,15 @@ class Probe {
   key: ArrayBuffer = new ArrayBuffer(0);
   counter: u32 = 0;
   histogram: u32 = 0;
+  /** expr_create's token, as the 4-byte argument expr_evaluate takes. */
+  token: ArrayBuffer = new ArrayBuffer(4);
+}
+
+const EXPR_CREATE = String.UTF8.encode("expr_create");
+const EXPR_EVALUATE = String.UTF8.encode("expr_evaluate");
+
+function foreign(name: ArrayBuffer, argument: ArrayBuffer): i32 {
+  return <i32>imports.proxy_call_foreign_function(changetype<usize>(name), name.byteLength, changetype<usize>(argument), argument.byteLength, OUT, OUT + 4);
 }
 
 function release(): void {
@@ -61,6 +73,9 @@ function call(p: Probe): void {
       imports.proxy_increment_metric(p.counter, 1);
     } else if (p.kind == Kind.Record) {
       imports.proxy_record_metric(p.histogram, 1234);
+    } else if (p.kind == Kind.Expr) {
+      foreign(EXPR_EVALUATE, p.token);
+      release();
     }
   }
 }
@@ -109,8 +124,18 @@ class ProbeRoot extends RootContext {
     else if (kind == "header") p.kind = Kind.Header;
     else if (kind == "increment") p.kind = Kind.Increment;
     else if (kind == "record") p.kind = Kind.Record;
+    else if (kind == "expr") p.kind = Kind.Expr;
     p.count = parts.length > 1 ? I32.parseInt(parts[1]) : 0;
-    if (parts.length > 2) {
+    if (p.kind == Kind.Expr) {
+      const result = foreign(EXPR_CREATE, String.UTF8.encode(parts.slice(2).join(" ")));
+      if (result != 0) {
+        const message = String.UTF8.encode("probe: expr_create refused the expression (result " + result.toString() + ")");
+        imports.proxy_log(4, changetype<usize>(message), message.byteLength);
+        return false;
+      }
+      store<u32>(changetype<usize>(p.token), load<u32>(load<usize>(OUT)));
+      release();
+    } else if (parts.length > 2) {
       p.key = String.UTF8.encode(p.kind == Kind.Property ? parts[2].replaceAll(".", "\0") : parts[2]);
     }
     p.counter = defineMetric(0, "bench_probe_total");
