@@ -1,24 +1,29 @@
 // The stream context Envoy creates per HTTP request or TCP connection. The same plugin serves
-// as an HTTP filter and as a network filter, so the first callback decides which telemetry the
-// stream carries.
+// as an HTTP filter and as a network filter, so the first callback decides which side the
+// stream carries. Callbacks only collect facts and act on headers; reporting is the
+// Telemetry service's (telemetry.ts), which the root hands to every stream.
 import {
-  Context, FilterHeadersStatusValues, FilterStatusValues, PeerTypeValues,
+  Context, FilterHeadersStatusValues, FilterStatusValues, PeerTypeValues, RootContext,
 } from "@solo-io/proxy-runtime/assembly/runtime";
 import { streamEnded } from "../sdk/memory";
-import { HttpTelemetry } from "./http";
-import { TcpTelemetry } from "./tcp";
-import { TelemetryRoot } from "./root";
+import { HttpStream } from "./http";
+import { TcpStream } from "./tcp";
+import { Telemetry } from "./telemetry";
 
 export class TelemetryStream extends Context {
-  private http: HttpTelemetry | null = null;
-  private tcp: TcpTelemetry | null = null;
+  private http: HttpStream | null = null;
+  private tcp: TcpStream | null = null;
 
-  constructor(context_id: u32, readonly root: TelemetryRoot) {
+  constructor(
+    context_id: u32,
+    root: RootContext,
+    readonly telemetry: Telemetry,
+  ) {
     super(context_id, root);
   }
 
   onRequestHeaders(_headers: u32, _end_of_stream: bool): FilterHeadersStatusValues {
-    const http = new HttpTelemetry(this.root, this.context_id);
+    const http = new HttpStream(this.telemetry, this.context_id);
     this.http = http;
     http.onRequestHeaders();
     return FilterHeadersStatusValues.Continue;
@@ -31,7 +36,7 @@ export class TelemetryStream extends Context {
   }
 
   onNewConnection(): FilterStatusValues {
-    const tcp = new TcpTelemetry(this.root, this.context_id);
+    const tcp = new TcpStream(this.telemetry, this.context_id);
     this.tcp = tcp;
     tcp.onNewConnection();
     return FilterStatusValues.Continue;
@@ -61,7 +66,7 @@ export class TelemetryStream extends Context {
     else if (tcp !== null) tcp.onClose();
     // An HTTP stream that never reached this filter's request headers (answered or reset
     // before it): still counted.
-    else new HttpTelemetry(this.root, this.context_id).onLogWithoutHeaders();
+    else new HttpStream(this.telemetry, this.context_id).onLogWithoutHeaders();
   }
 
   onDelete(): void {

@@ -1,32 +1,72 @@
 // Reads the headers a filter cares about with one host call: the whole map comes back in the
-// ABI's pairs form and only the wanted keys are decoded. Cheaper than one proxy_get_header_map_value
-// per key once a callback needs more than a few. A repeated header yields its first two values
-// joined with "," (as Envoy joins them for attributes), which is enough for a parser to see the
-// repeat; further repeats are dropped, so a flood of repeats costs nothing.
+// ABI's pairs form and only the wanted keys are located, by position in that buffer. Nothing is
+// decoded until asked for (most values are only compared, forwarded or parsed as bytes), so a
+// request pays no UTF-8 to UTF-16 conversion for headers it merely looks at. A repeated header
+// yields its first two values joined with "," when read as text (as Envoy joins them for
+// attributes), enough for a parser to see the repeat; further repeats are ignored.
 
 export class HeaderSnapshot {
-  /** Value per wanted key (same order as the keys), null when absent. */
-  values: StaticArray<string | null>;
-  /** How many times each key occurred. */
+  /** The pairs buffer the positions point into; kept alive with the snapshot. */
+  buffer: ArrayBuffer = new ArrayBuffer(0);
+  /** Per wanted key: position and length of the first and second value, and the count. */
+  starts: StaticArray<usize>;
+  lengths: StaticArray<u32>;
+  secondStarts: StaticArray<usize>;
+  secondLengths: StaticArray<u32>;
   counts: StaticArray<i32>;
 
   constructor(count: i32) {
-    this.values = new StaticArray<string | null>(count);
+    this.starts = new StaticArray<usize>(count);
+    this.lengths = new StaticArray<u32>(count);
+    this.secondStarts = new StaticArray<usize>(count);
+    this.secondLengths = new StaticArray<u32>(count);
     this.counts = new StaticArray<i32>(count);
   }
 
+  has(index: i32): bool {
+    return this.counts[index] > 0;
+  }
+
+  /** The value as text (a repeat joined with ","), or null when absent. */
   get(index: i32): string | null {
-    return this.values[index];
+    const n = this.counts[index];
+    if (n == 0) return null;
+    const first = String.UTF8.decodeUnsafe(this.starts[index], this.lengths[index]);
+    if (n == 1) return first;
+    return first + "," + String.UTF8.decodeUnsafe(this.secondStarts[index], this.secondLengths[index]);
+  }
+
+  /** Position of the (first) value's bytes; valid while the snapshot lives. */
+  start(index: i32): usize {
+    return this.starts[index];
+  }
+
+  /** Length of the (first) value; 0 when absent. */
+  length(index: i32): u32 {
+    return this.counts[index] > 0 ? this.lengths[index] : 0;
+  }
+
+  /** The header is present once and holds exactly `length` bytes at `value`. */
+  equals(index: i32, value: usize, length: usize): bool {
+    return this.counts[index] == 1 && <usize>this.lengths[index] == length && memory.compare(this.starts[index], value, length) == 0;
   }
 }
 
 /**
- * Picks `keys` (lowercase, UTF-8) out of serialized pairs: u32 count, count × (u32 key length,
+ * Locates `keys` (lowercase, UTF-8) in serialized pairs (reusing `into`, when given, so a
+ * callback that reads headers on every request allocates no snapshot): u32 count, count × (u32 key length,
  * u32 value length), then each key and value followed by a NUL. Malformed input yields what was
  * read before the damage; it never reads outside the buffer.
  */
-export function pickHeaders(pairs: ArrayBuffer, keys: StaticArray<ArrayBuffer>): HeaderSnapshot {
-  const snapshot = new HeaderSnapshot(keys.length);
+export function pickHeaders(pairs: ArrayBuffer, keys: StaticArray<ArrayBuffer>, into: HeaderSnapshot | null = null): HeaderSnapshot {
+  let snapshot: HeaderSnapshot;
+  if (into !== null && into.counts.length == keys.length) {
+    snapshot = into;
+    for (let k = 0; k < keys.length; k++) snapshot.counts[k] = 0;
+  } else {
+    snapshot = new HeaderSnapshot(keys.length);
+  }
+  snapshot.buffer = pairs;
   const size = <usize>pairs.byteLength;
   if (size < 4) return snapshot;
   const base = changetype<usize>(pairs);
@@ -44,9 +84,12 @@ export function pickHeaders(pairs: ArrayBuffer, keys: StaticArray<ArrayBuffer>):
       const key = keys[k];
       if (<u64>key.byteLength == keyLength && memory.compare(changetype<usize>(key), data, <usize>keyLength) == 0) {
         const seen = snapshot.counts[k]++;
-        if (seen < 2) {
-          const text = String.UTF8.decodeUnsafe(value, <usize>valueLength);
-          snapshot.values[k] = seen == 0 ? text : snapshot.values[k]! + "," + text;
+        if (seen == 0) {
+          snapshot.starts[k] = value;
+          snapshot.lengths[k] = <u32>valueLength;
+        } else if (seen == 1) {
+          snapshot.secondStarts[k] = value;
+          snapshot.secondLengths[k] = <u32>valueLength;
         }
         break;
       }

@@ -103,6 +103,23 @@ export function replaceHeader(map: MapType, key: ArrayBuffer, value: ArrayBuffer
   return imports.proxy_replace_header_map_value(map, changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength);
 }
 
+/** Sets a header to the `length` bytes at `value` (a scratch buffer: no allocation). */
+export function replaceHeaderBytes(map: MapType, key: ArrayBuffer, value: usize, length: usize): u32 {
+  return imports.proxy_replace_header_map_value(map, changetype<usize>(key), key.byteLength, value, length);
+}
+
+/**
+ * Calls one of Envoy's foreign functions (e.g. `expr_evaluate`) with `length` bytes at
+ * `argument`; the result, or null when the host refuses or does not have the function.
+ */
+export function callForeign(name: ArrayBuffer, argument: usize, length: usize): ArrayBuffer | null {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const status = imports.proxy_call_foreign_function(changetype<usize>(name), name.byteLength, argument, length, OUT, OUT + 4);
+  const value = takeHostBuffer();
+  return status == Status.Ok ? value : null;
+}
+
 export function removeHeader(map: MapType, key: ArrayBuffer): u32 {
   return imports.proxy_remove_header_map_value(map, changetype<usize>(key), key.byteLength);
 }

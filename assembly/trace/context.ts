@@ -52,7 +52,7 @@
 // of 0.0001 percent. NaN or ≤ 0 never samples, ≥ 100 always does. It never looks at
 // x-request-id, so non-UUID request ids cannot bias it.
 
-import { isLowerHex, lowerHexToU64, newAsciiString, putChar, putHex, putHex16, u128ToHex, u64ToHex } from "./hex";
+import { isLowerHex, lowerHexToU64, newAsciiString, putChar, putHex, putHex16, u128ToHex, u64ToHex, writeHex } from "./hex";
 import { normalizeTraceState, updateTraceState } from "./tracestate";
 
 export { isLowerHex, lowerHexToU64, u128ToHex, u64ToHex } from "./hex";
@@ -632,6 +632,43 @@ export function formatB3Multi(ctx: TraceContext): B3MultiValues {
   else if (ctx.sampled == Sampling.Yes) v.sampled = "1";
   else if (ctx.sampled == Sampling.No) v.sampled = "0";
   return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same header values as bytes, written into a caller's scratch buffer: a request that only
+// forwards its trace context allocates nothing for it. Each returns the length written.
+
+/** formatTraceparent's value at `out` (55 bytes); 0 for a context without ids. */
+export function writeTraceparent(ctx: TraceContext, out: usize): i32 {
+  if (!ctx.hasIds()) return 0;
+  store<u8>(out, 0x30);
+  store<u8>(out, 0x30, 1);
+  store<u8>(out, 0x2d, 2);
+  writeHex(out + 3, ctx.traceIdHigh, 16);
+  writeHex(out + 19, ctx.traceIdLow, 16);
+  store<u8>(out, 0x2d, 35);
+  writeHex(out + 36, ctx.spanId, 16);
+  store<u8>(out, 0x2d, 52);
+  store<u8>(out, 0x30, 53);
+  store<u8>(out, ctx.isSampled() ? 0x31 : 0x30, 54);
+  return 55;
+}
+
+/** b3TraceIdHex's value at `out` (16 or 32 bytes). */
+export function writeB3TraceId(ctx: TraceContext, out: usize): i32 {
+  if (ctx.traceId64 && ctx.traceIdHigh == 0) {
+    writeHex(out, ctx.traceIdLow, 16);
+    return 16;
+  }
+  writeHex(out, ctx.traceIdHigh, 16);
+  writeHex(out + 16, ctx.traceIdLow, 16);
+  return 32;
+}
+
+/** A 64-bit id as 16 hex bytes at `out`. */
+export function writeSpanId(id: u64, out: usize): i32 {
+  writeHex(out, id, 16);
+  return 16;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,3 +85,11 @@ export function u128ToHex(high: u64, low: u64): string {
   putHex16(s, 16, low);
   return s;
 }
+
+/** Writes the low `digits` nibbles of `v` (at most 16) as lowercase hex bytes at `out`. */
+export function writeHex(out: usize, v: u64, digits: i32): void {
+  for (let i = digits - 1; i >= 0; i--) {
+    store<u8>(out + <usize>i, <u8>hexChar(<u32>(v & 0xf)));
+    v >>= 4;
+  }
+}
