@@ -73,8 +73,11 @@ export class PeerCache {
 
   /** Caches a decoded peer (unless its id or value is too long); returns the entry either way. */
   put(idPtr: usize, idLength: usize, metadataPtr: usize, metadataLength: usize, peer: WorkloadInfo): PeerEntry {
+    // Not cached: no copy of the (possibly huge) header bytes either.
+    if (idLength == 0 || idLength > <usize>MAX_CACHED_ID_LENGTH || metadataLength > <usize>MAX_CACHED_METADATA_LENGTH) {
+      return new PeerEntry(new ArrayBuffer(0), new ArrayBuffer(0), peer);
+    }
     const entry = new PeerEntry(copyBytes(idPtr, idLength), copyBytes(metadataPtr, metadataLength), peer);
-    if (idLength == 0 || idLength > <usize>MAX_CACHED_ID_LENGTH || metadataLength > <usize>MAX_CACHED_METADATA_LENGTH) return entry;
     const h = hashBytes(idPtr, idLength);
     if (!this.byHash.has(h)) {
       if (this.byHash.size >= this.capacity) {

@@ -50,10 +50,11 @@ export const REQUEST_HEADERS: StaticArray<ArrayBuffer> = [
   B3_FLAGS,
 ];
 
-/** The response headers the outbound side reads: the upstream's exchange answer. */
+/** The response headers the outbound side reads: the upstream's exchange answer and :status. */
 export const enum R {
   PeerMetadata = 0,
   PeerMetadataId,
+  Status,
 }
 
-export const RESPONSE_HEADERS: StaticArray<ArrayBuffer> = [PEER_METADATA, PEER_METADATA_ID];
+export const RESPONSE_HEADERS: StaticArray<ArrayBuffer> = [PEER_METADATA, PEER_METADATA_ID, String.UTF8.encode(":status")];

@@ -47,6 +47,7 @@ export class HttpStream {
       info.trace = trace;
       if (trace.span.isSampled() && t.spans !== null) this.keepRequestLine(h);
     }
+    h.release();
   }
 
   /**
@@ -55,7 +56,7 @@ export class HttpStream {
    * Istio counts it: its headers are read then, without changing anything.
    */
   onLogWithoutHeaders(): void {
-    this.readRequestHeaders();
+    this.readRequestHeaders().release();
     this.onLog();
   }
 
@@ -115,6 +116,7 @@ export class HttpStream {
     // Otherwise exchange headers in a response never reach the caller; outbound, they are the
     // upstream's identity.
     const h = pickHeaders(getHeaderPairs(MapType.ResponseHeaders), RESPONSE_HEADERS, t.responseHeaders);
+    info.responseCode = statusCode(h);
     if (h.has(R.PeerMetadata)) {
       if (info.role != Role.Inbound && this.trustsUpstream()) {
         info.upstreamPeer = t.peer(h.start(R.PeerMetadataId), h.length(R.PeerMetadataId), h.start(R.PeerMetadata), h.length(R.PeerMetadata));
@@ -122,11 +124,25 @@ export class HttpStream {
       removeHeader(MapType.ResponseHeaders, PEER_METADATA);
     }
     if (h.has(R.PeerMetadataId)) removeHeader(MapType.ResponseHeaders, PEER_METADATA_ID);
+    h.release();
   }
 
   onLog(): void {
     this.telemetry.reportRequest(this.info);
   }
+}
+
+// A :status of three digits; 0 for anything else.
+function statusCode(h: HeaderSnapshot): i32 {
+  if (h.length(R.Status) != 3) return 0;
+  const p = h.start(R.Status);
+  let code = 0;
+  for (let i: usize = 0; i < 3; i++) {
+    const c = <i32>load<u8>(p + i);
+    if (c < 0x30 || c > 0x39) return 0;
+    code = code * 10 + (c - 0x30);
+  }
+  return code;
 }
 
 function isGrpcContentType(h: HeaderSnapshot): bool {

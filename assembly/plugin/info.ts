@@ -32,6 +32,8 @@ export class RequestInfo {
   /** The Host header for destination_service (outbound with the fallback on), else "". */
   host: string = "";
   grpc: bool = false;
+  /** The response's :status as read with the response headers (outbound); 0 until then. */
+  responseCode: i32 = 0;
   /** Trace context; null when tracing is off. */
   trace: RequestTrace | null = null;
   /** Request line, kept only when the request's span will be reported. */

@@ -30,6 +30,7 @@ import { responseFlagsString } from "../stats/flags";
 import { SplitMix64 } from "../trace/context";
 import { Span, SpanKind, spanJson } from "../trace/zipkin";
 import { At, AttributeReader, LogAttributes } from "./attributes";
+import { SlotKind } from "../expr/values";
 import { REQUEST_HEADERS, RESPONSE_HEADERS } from "./headers";
 import { HeaderSnapshot } from "../sdk/headers";
 import { HOST_ATTRIBUTES } from "./expressions";
@@ -81,6 +82,24 @@ class ClusterEntry {
   uses: i32 = 0;
 }
 
+// The TLS facts of a downstream connection: the same for every request on it.
+class ConnectionTls {
+  mtls: bool = false;
+  peerPrincipal: i32 = 0;
+  localPrincipal: i32 = 0;
+}
+
+// Connections' TLS facts by connection id, direct-mapped (ids grow one by one).
+const TLS_SLOTS = 1024;
+class TlsTable {
+  ids: StaticArray<i64> = new StaticArray<i64>(TLS_SLOTS).fill(-1);
+  mtls: StaticArray<u8> = new StaticArray<u8>(TLS_SLOTS);
+  peer: StaticArray<i32> = new StaticArray<i32>(TLS_SLOTS);
+  local: StaticArray<i32> = new StaticArray<i32>(TLS_SLOTS);
+  /** The answer of the last lookup (the VM runs one request at a time). */
+  current: ConnectionTls = new ConnectionTls();
+}
+
 // One report's label values as ids, reused from report to report (the VM runs one at a time).
 class LabelParts {
   role: Role = Role.Inbound;
@@ -124,6 +143,10 @@ export class Telemetry {
   private spiffeNamespaces: Map<i32, i32> = new Map();
   private endpointIds: Map<string, i32> = new Map();
   private peers: PeerCache = new PeerCache();
+  private tls: TlsTable = new TlsTable();
+  // This proxy's own certificate SAN towards upstreams, read again every CLUSTER_REFRESH_AFTER uses.
+  private upstreamLocalPrincipal: i32 = -1;
+  private upstreamLocalUses: i32 = 0;
   private clusters: Map<string, ClusterEntry> = new Map();
   private lastClusterBytes: ArrayBuffer = new ArrayBuffer(0);
   private lastCluster: ClusterEntry | null = null;
@@ -218,8 +241,37 @@ export class Telemetry {
 
   /** The downstream connection is mutual TLS (the caller presented a verified certificate). */
   downstreamIsMtls(): bool {
+    return this.connectionTls(getPropertyI64(P.CONNECTION_ID, -1)).mtls;
+  }
+
+  // mTLS and both principals, read once per downstream connection (connection.id) instead of on
+  // every request. A direct-mapped table allocated once: a new connection allocates nothing
+  // (a flood of short connections must not fragment the heap) and evicts the one in its slot.
+  private connectionTls(id: i64): ConnectionTls {
+    const t = this.tls;
+    const slot = <i32>(id & (TLS_SLOTS - 1));
+    if (id >= 0 && t.ids[slot] == id) {
+      t.current.mtls = t.mtls[slot] != 0;
+      t.current.peerPrincipal = t.peer[slot];
+      t.current.localPrincipal = t.local[slot];
+      return t.current;
+    }
+    const c = t.current;
     const mtls = getProperty(P.CONNECTION_MTLS);
-    return mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
+    c.mtls = mtls !== null && mtls.byteLength == 1 && load<u8>(changetype<usize>(mtls)) != 0;
+    c.peerPrincipal = this.principalOf(getProperty(P.CONNECTION_PEER_SAN));
+    c.localPrincipal = this.principalOf(getProperty(P.CONNECTION_LOCAL_SAN));
+    if (id >= 0) {
+      t.ids[slot] = id;
+      t.mtls[slot] = c.mtls ? 1 : 0;
+      t.peer[slot] = c.peerPrincipal;
+      t.local[slot] = c.localPrincipal;
+    }
+    return c;
+  }
+
+  private principalOf(san: ArrayBuffer | null): i32 {
+    return san === null ? this.unknown : this.principalId(changetype<usize>(san), san.byteLength);
   }
 
   /** The upstream connection is mutual TLS: the upstream presented a certificate with a URI SAN. */
@@ -295,7 +347,8 @@ export class Telemetry {
     let cluster: ClusterEntry | null = null;
     let upstream = info.upstream;
     if (inbound) {
-      cluster = this.clusterOfBytes(attrs.slots.starts[At.Cluster], attrs.slots.textLength(At.Cluster));
+      const slots = attrs.slots;
+      cluster = this.clusterOfBytes(slots.starts[At.Cluster], slots.kind(At.Cluster) == SlotKind.Missing ? 0 : slots.textLength(At.Cluster));
     } else if (upstream === null) {
       // Answered before the request headers reached this filter.
       upstream = this.readUpstream(info.role);
@@ -307,7 +360,9 @@ export class Telemetry {
     this.peerParts(p, info.role, downstream, upstreamPeer, attrs);
     this.serviceParts(p, info.role, inbound ? null : upstream, cluster, info.host);
     p.protocol = info.grpc ? PROTOCOL_GRPC : PROTOCOL_HTTP;
-    p.code = attrs.code();
+    // Outbound: the :status the response headers carried; a stream without one (reset before
+    // its response, a local reply) asks Envoy.
+    p.code = inbound ? attrs.code() : info.responseCode > 0 ? info.responseCode : <i32>getPropertyI64(P.RESPONSE_CODE, 0);
     p.flags = this.flagsId(attrs.flags());
     p.grpcStatus = info.grpc ? <i32>getPropertyI64(P.RESPONSE_GRPC_STATUS, 2) : -1;
     const series = this.httpSeries;
@@ -396,9 +451,6 @@ export class Telemetry {
   // Both workloads, both principals and the security policy.
   private peerParts(p: LabelParts, role: Role, downstream: PeerEntry | null, upstream: PeerEntry | null, attrs: LogAttributes): void {
     p.role = role;
-    const s = attrs.slots;
-    const peerPrincipal = this.principalId(s.starts[At.PeerPrincipal], s.textLength(At.PeerPrincipal));
-    const localPrincipal = this.principalId(s.starts[At.LocalPrincipal], s.textLength(At.LocalPrincipal));
     if (role == Role.Outbound) {
       p.sourceWorkload = this.localWorkload;
       p.sourceNamespace = this.localNamespace;
@@ -410,13 +462,14 @@ export class Telemetry {
       p.sourceNamespace = this.unknown;
     }
     if (role == Role.Inbound) {
+      const tls = this.connectionTls(attrs.connectionId());
       p.destinationWorkload = this.localWorkload;
       p.destinationNamespace = this.localNamespace;
-      p.sourcePrincipal = peerPrincipal;
-      p.destinationPrincipal = localPrincipal;
-      p.policy = attrs.mtls() ? POLICY_MUTUAL_TLS : POLICY_NONE;
+      p.sourcePrincipal = tls.peerPrincipal;
+      p.destinationPrincipal = tls.localPrincipal;
+      p.policy = tls.mtls ? POLICY_MUTUAL_TLS : POLICY_NONE;
       // As Istio: the peer's namespace from its certificate when it has a SPIFFE id.
-      const ns = this.spiffeNamespaceId(peerPrincipal);
+      const ns = this.spiffeNamespaceId(tls.peerPrincipal);
       if (ns >= 0) p.sourceNamespace = ns;
     } else {
       if (upstream !== null) {
@@ -425,12 +478,24 @@ export class Telemetry {
       } else {
         this.endpointParts(p);
       }
-      p.sourcePrincipal = localPrincipal;
+      const peerPrincipal = this.principalOf(getProperty(P.UPSTREAM_PEER_SAN));
       p.destinationPrincipal = peerPrincipal;
+      p.sourcePrincipal = peerPrincipal == this.unknown ? this.unknown : this.upstreamLocal();
       p.policy = POLICY_UNKNOWN;
       const ns = this.spiffeNamespaceId(peerPrincipal);
       if (ns >= 0) p.destinationNamespace = ns;
     }
+  }
+
+  // This proxy's SAN on its upstream TLS connections: its own workload certificate, the same on
+  // every connection, so it is read once and again every CLUSTER_REFRESH_AFTER uses (a
+  // rotated certificate keeps its SPIFFE id). Read only when the upstream presented one.
+  private upstreamLocal(): i32 {
+    if (this.upstreamLocalPrincipal < 0 || ++this.upstreamLocalUses >= CLUSTER_REFRESH_AFTER) {
+      this.upstreamLocalPrincipal = this.principalOf(getProperty(P.UPSTREAM_LOCAL_SAN));
+      this.upstreamLocalUses = 0;
+    }
+    return this.upstreamLocalPrincipal;
   }
 
   // The upstream endpoint's `istio.workload` label, for an upstream that did not exchange metadata.

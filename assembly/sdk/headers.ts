@@ -5,6 +5,8 @@
 // yields its first two values joined with "," when read as text (as Envoy joins them for
 // attributes), enough for a parser to see the repeat; further repeats are ignored.
 
+const EMPTY = new ArrayBuffer(0);
+
 export class HeaderSnapshot {
   /** The pairs buffer the positions point into; kept alive with the snapshot. */
   buffer: ArrayBuffer = new ArrayBuffer(0);
@@ -21,6 +23,12 @@ export class HeaderSnapshot {
     this.secondStarts = new StaticArray<usize>(count);
     this.secondLengths = new StaticArray<u32>(count);
     this.counts = new StaticArray<i32>(count);
+  }
+
+  /** Drops the buffer, so a reused snapshot does not keep the last request's headers alive. */
+  release(): void {
+    this.buffer = EMPTY;
+    for (let k = 0; k < this.counts.length; k++) this.counts[k] = 0;
   }
 
   has(index: i32): bool {

@@ -15,11 +15,17 @@ export function defineHeapGauge(): void {
   recordHeap();
 }
 
+// Linear memory after the last collection: when a stream made it grow (huge headers), the
+// garbage is collected at once instead of up to STREAMS_PER_COLLECTION streams later, so a run
+// of large requests cannot grow the heap by that many times their size.
+let pagesAfterCollection: i32 = 0;
+
 /** Call when a stream (request or connection) ends. */
 export function streamEnded(): void {
-  if (++streamsSinceCollection < STREAMS_PER_COLLECTION) return;
+  if (++streamsSinceCollection < STREAMS_PER_COLLECTION && memory.size() <= pagesAfterCollection) return;
   streamsSinceCollection = 0;
   __collect();
+  pagesAfterCollection = memory.size();
   recordHeap();
 }
 

@@ -29,7 +29,7 @@ export class EmulatedVm {
   /** Header maps by proxy-wasm map type. */
   maps: Map<number, Array<[string, string]>> = new Map();
   hostCalls = 0;
-  expressions: Array<Array<{ path: string; fallback: string }>> = [];
+  expressions: string[][] = [];
   private nextId = 1;
   private readonly rootContext = 1;
   private nextContext = 2;
@@ -89,27 +89,32 @@ export class EmulatedVm {
       }),
       proxy_http_call: count((..._a: number[]) => { dv().setUint32(_a[9], 1, true); return 0; }),
       proxy_get_log_level: (p: number) => { dv().setUint32(p, 3, true); return 0; },
-      // Envoy's CEL foreign functions, for the list-of-attributes expressions the plugin makes:
-      // each element `has(a.b) ? a.b : default` answered from the properties, in Envoy 1.40's
-      // pairs serialization.
+      // Envoy's CEL foreign functions, for the plugin's list-of-attributes expressions: each
+      // element an attribute path, answered from the properties in Envoy 1.40's pairs
+      // serialization; a missing attribute fails the whole list, as in Envoy.
       proxy_call_foreign_function: count((np: number, nn: number, ap: number, an: number, pp: number, sp: number) => {
         const name = str(np, nn);
         if (name === "expr_create") {
-          const items = [...str(ap, an).matchAll(/has\(([\w.]+)\)\s*\?\s*[\w.]+\s*:\s*('[^']*'|\w+)/g)].map((m) => ({ path: m[1], fallback: m[2] }));
-          self.expressions.push(items);
+          const text = str(ap, an).trim();
+          if (!text.startsWith("[") || !text.endsWith("]")) return 2;
+          self.expressions.push(text.slice(1, -1).split(",").map((e) => e.trim()));
           const token = new Uint8Array(4);
           new DataView(token.buffer).setUint32(0, self.expressions.length - 1, true);
           return give(token, pp, sp);
         }
         if (name === "expr_evaluate") {
-          const items = self.expressions[dv().getUint32(ap, true)];
-          if (!items) return 1;
-          const values = items.map(({ path, fallback }) => {
+          const paths = self.expressions[dv().getUint32(ap, true)];
+          if (!paths) return 1;
+          const values: Uint8Array[] = [];
+          for (const path of paths) {
             const v = side.properties.get(path);
-            if (v === undefined) return fallback === "false" ? new Uint8Array(1) : fallback === "0" ? new Uint8Array(8) : new Uint8Array(0);
-            if (typeof v === "bigint") { const b = new Uint8Array(8); new DataView(b.buffer).setBigInt64(0, v, true); return b; }
-            return typeof v === "string" ? enc.encode(v) : v;
-          });
+            if (v === undefined) return 10; // InternalFailure: no such attribute
+            if (typeof v === "bigint") {
+              const b = new Uint8Array(8);
+              new DataView(b.buffer).setBigInt64(0, v, true);
+              values.push(b);
+            } else values.push(typeof v === "string" ? enc.encode(v) : v);
+          }
           return give(serializePairs(values.map((v) => [v, new Uint8Array(0)] as [Uint8Array, Uint8Array])), pp, sp);
         }
         return 1;
