@@ -1,0 +1,85 @@
+// The labels HTTP and TCP share (assembly/plugin/labels.ts): the reporter from the listener's
+// direction, destination_service* from istiod's cluster metadata or the Host header, and the
+// downstream connection's TLS facts read once per connection.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Direction, ProxyWasmVm } from "../../harness/proxywasm.ts";
+import { clientRequest, clientSidecar, nodeOf, OK_RESPONSE, requestAttributes, SERVER, serverSidecar, TRACING_OFF } from "../../harness/sidecar-vms.ts";
+
+const STATS_ONLY = { reporter: "UNSPECIFIED", ...TRACING_OFF };
+
+/** A sidecar with the default root id (""), so only the listener's direction decides. */
+function onListener(direction: number | undefined, config: object = STATS_ONLY): ProxyWasmVm {
+  const p = requestAttributes("outbound|9080||reviews.default.svc.cluster.local", null);
+  if (direction !== undefined) (p.xds as any).listener_direction = direction;
+  return new ProxyWasmVm({ ...nodeOf(SERVER), rootId: "", config, properties: p });
+}
+
+describe("reporter", () => {
+  test("from xds.listener_direction: OUTBOUND reports as source, INBOUND and unset as destination", () => {
+    for (const [direction, reporter] of [[Direction.Outbound, "source"], [Direction.Inbound, "destination"], [undefined, "destination"]] as const) {
+      const vm = onListener(direction);
+      vm.request({ headers: clientRequest() });
+      assert.equal(vm.metricsNamed("istio_requests_total")[0]?.labels.reporter, reporter, `direction ${direction}`);
+      assert.equal(vm.calls.count({ fn: "get_property", key: "xds.listener_direction" }), 1, "read once per request");
+    }
+  });
+
+  test("a configured reporter wins over the direction and saves the read", () => {
+    const vm = onListener(Direction.Outbound, { ...STATS_ONLY, reporter: "destination" });
+    vm.request({ headers: clientRequest() });
+    assert.equal(vm.metricsNamed("istio_requests_total")[0].labels.reporter, "destination");
+    assert.equal(vm.calls.count({ key: "xds.listener_direction" }), 0);
+  });
+
+  test("Istio's root ids fix it: stats_outbound is source even on an inbound listener", () => {
+    const vm = new ProxyWasmVm({ ...nodeOf(SERVER), rootId: "stats_outbound", config: STATS_ONLY, properties: { xds: { listener_direction: Direction.Inbound } } });
+    vm.request({ headers: clientRequest() });
+    assert.equal(vm.metricsNamed("istio_requests_total")[0].labels.reporter, "source");
+  });
+});
+
+describe("destination_service", () => {
+  test("outbound: from istiod's cluster metadata (services[0])", () => {
+    const client = clientSidecar({ config: STATS_ONLY });
+    client.request({ headers: clientRequest() });
+    assert.equal(
+      client.metricValue("istio_requests_total", { destination_service: "reviews.default.svc.cluster.local", destination_service_name: "reviews", destination_service_namespace: "default" }),
+      1n,
+    );
+  });
+
+  test("outbound without cluster metadata: the Host header, unless disable_host_header_fallback", () => {
+    const bare = { xds: { cluster_name: "outbound|80||example", route_name: "r", listener_direction: Direction.Outbound } };
+    const fallback = clientSidecar({ config: STATS_ONLY, properties: bare });
+    fallback.request({ headers: clientRequest() });
+    assert.equal(fallback.metricValue("istio_requests_total", { destination_service: "reviews:9080", destination_service_name: "reviews:9080" }), 1n);
+    const none = clientSidecar({ config: { ...STATS_ONLY, disable_host_header_fallback: true }, properties: bare });
+    none.request({ headers: clientRequest() });
+    assert.equal(none.metricValue("istio_requests_total", { destination_service: "unknown" }), 1n);
+  });
+
+  test("istiod's cluster metadata is read once per cluster, not per request", () => {
+    const client = clientSidecar({ config: STATS_ONLY });
+    for (let i = 0; i < 5; i++) client.request({ headers: clientRequest() });
+    assert.equal(client.calls.count({ key: "xds.cluster_metadata.filter_metadata.istio.services.0.name" }), 1);
+  });
+
+  test("inbound: the local canonical service and namespace", () => {
+    const server = serverSidecar({ config: { ...STATS_ONLY, disable_host_header_fallback: true } });
+    server.request({ headers: clientRequest(), response: OK_RESPONSE });
+    assert.equal(server.metricValue("istio_requests_total", { destination_service: "reviews", destination_service_namespace: "default" }), 1n);
+  });
+});
+
+describe("downstream connection", () => {
+  test("mTLS and both principals are read once per connection id", () => {
+    const server = serverSidecar({ config: STATS_ONLY });
+    const tls = { id: 42n, mtls: true, uri_san_peer_certificate: "spiffe://cluster.local/ns/shop/sa/productpage", uri_san_local_certificate: "spiffe://cluster.local/ns/default/sa/reviews" };
+    for (let i = 0; i < 3; i++) server.request({ headers: clientRequest(), properties: { connection: tls } });
+    assert.equal(server.calls.count({ key: "connection.mtls" }), 1);
+    assert.equal(server.calls.count({ key: "connection.id" }), 3);
+    // No exchange: the caller's namespace comes from its SPIFFE id.
+    assert.equal(server.metricValue("istio_requests_total", { connection_security_policy: "mutual_tls", source_workload_namespace: "shop" }), 3n);
+  });
+});
