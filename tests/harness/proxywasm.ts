@@ -150,7 +150,7 @@ export interface HostCall {
   callback: string;
   /** The effective context (set_effective_context can move it off the callback's). */
   context: number;
-  /** Property path (dot-joined), header name, metric name, upstream, or the context set. */
+  /** Property path (dot-joined), header name, metric (decoded name; encoded when defined), HTTP call upstream, or the context set. */
   key?: string;
   /** Header map type, for header calls. */
   map?: number;
@@ -701,16 +701,16 @@ export class ProxyWasmVm {
         return Status.Ok;
       },
       proxy_increment_metric(id: number, delta: bigint) {
-        record("increment_metric");
         const m = self.metrics.get(id);
+        record("increment_metric", self.calls.recording ? m?.name ?? `#${id}` : undefined);
         if (!m) return Status.NotFound;
         if (m.type === "histogram" || (m.type === "counter" && delta <= 0n)) return Status.BadArgument;
         m.value += delta;
         return Status.Ok;
       },
       proxy_record_metric(id: number, value: bigint) {
-        record("record_metric");
         const m = self.metrics.get(id);
+        record("record_metric", self.calls.recording ? m?.name ?? `#${id}` : undefined);
         if (!m) return Status.NotFound;
         const v = BigInt.asUintN(64, value);
         if (m.type === "counter") m.value += v;
@@ -722,8 +722,8 @@ export class ProxyWasmVm {
         return Status.Ok;
       },
       proxy_get_metric(id: number, p: number) {
-        record("get_metric");
         const m = self.metrics.get(id);
+        record("get_metric", self.calls.recording ? m?.name ?? `#${id}` : undefined);
         if (!m) return Status.NotFound;
         if (m.type === "histogram") return Status.BadArgument;
         dv().setBigUint64(p, m.value, true);
