@@ -315,6 +315,7 @@ export class ProxyWasmVm {
   private readonly mem: WebAssembly.Memory;
   private readonly contexts = new Map<number, ContextState>();
   private nextContext = ROOT_CONTEXT + 1;
+  private vmStarted = false;
   private nextMetric = 1;
   private nextCall = 1;
   private effective = ROOT_CONTEXT;
@@ -355,13 +356,19 @@ export class ProxyWasmVm {
     }
   }
 
-  /** proxy_on_vm_start then proxy_on_configure, as Envoy starts a plugin; false when refused. */
+  /**
+   * proxy_on_vm_start (the first time only) then proxy_on_configure, as Envoy starts a plugin
+   * and later reconfigures it; false when refused.
+   */
   configure(config?: unknown): boolean {
     if (config !== undefined) this.config = toText(config);
     const root = this.contexts.get(ROOT_CONTEXT)!;
-    const vmConfig = enc.encode(this.vmConfig);
-    root.buffers.set(BufferType.VmConfiguration, vmConfig);
-    if (this.exp.proxy_on_vm_start && !this.enter("on_vm_start", () => this.exp.proxy_on_vm_start(ROOT_CONTEXT, vmConfig.length))) return (this.configured = false);
+    if (!this.vmStarted && this.exp.proxy_on_vm_start) {
+      const vmConfig = enc.encode(this.vmConfig);
+      root.buffers.set(BufferType.VmConfiguration, vmConfig);
+      if (!this.enter("on_vm_start", () => this.exp.proxy_on_vm_start(ROOT_CONTEXT, vmConfig.length))) return (this.configured = false);
+      this.vmStarted = true;
+    }
     const bytes = enc.encode(this.config);
     root.buffers.set(BufferType.PluginConfiguration, bytes);
     this.configured = this.enter("on_configure", () => this.exp.proxy_on_configure(ROOT_CONTEXT, bytes.length)) !== 0;
