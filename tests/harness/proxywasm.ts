@@ -975,8 +975,16 @@ export class HttpStream extends StreamBase {
     return this.vm.call("on_request_headers", this.id, headers.length, endOfStream ? 1 : 0);
   }
 
+  /**
+   * proxy_on_response_headers. Unless the stream set response.code itself, its :status becomes
+   * the response.code attribute, as Envoy reports the code it sent downstream.
+   */
   responseHeaders(headers: Array<[string, string]>, endOfStream = false): number {
     this.own.maps.set(MapType.ResponseHeaders, headers.map(([k, v]) => [k.toLowerCase(), v]));
+    const status = headers.find(([k]) => k === ":status")?.[1];
+    const response = this.own.properties.response;
+    const own = response !== null && typeof response === "object" && !Array.isArray(response) && !(response instanceof Uint8Array) && !(response instanceof Double) ? response : undefined;
+    if (status !== undefined && /^\d{3}$/.test(status) && own?.code === undefined) this.set(["response", "code"], BigInt(status));
     return this.vm.call("on_response_headers", this.id, headers.length, endOfStream ? 1 : 0);
   }
 }

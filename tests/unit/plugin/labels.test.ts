@@ -73,13 +73,27 @@ describe("destination_service", () => {
 });
 
 describe("downstream connection", () => {
-  test("mTLS and both principals are read once per connection id", () => {
+  test("mTLS and both principals come with the log's one expr_evaluate, no attribute read of their own", () => {
     const server = serverSidecar({ config: STATS_ONLY });
     const tls = { id: 42n, mtls: true, uri_san_peer_certificate: "spiffe://cluster.local/ns/shop/sa/productpage", uri_san_local_certificate: "spiffe://cluster.local/ns/default/sa/reviews" };
     for (let i = 0; i < 3; i++) server.request({ headers: clientRequest(), properties: { connection: tls } });
-    assert.equal(server.calls.count({ key: "connection.mtls" }), 1);
-    assert.equal(server.calls.count({ key: "connection.id" }), 3);
+    assert.equal(server.calls.calls.filter((c) => c.fn === "get_property" && c.key!.startsWith("connection.")).length, 0);
+    assert.equal(server.calls.count({ callback: "on_log", key: "expr_evaluate" }), 3);
     // No exchange: the caller's namespace comes from its SPIFFE id.
-    assert.equal(server.metricValue("istio_requests_total", { connection_security_policy: "mutual_tls", source_workload_namespace: "shop" }), 3n);
+    assert.equal(
+      server.metricValue("istio_requests_total", {
+        connection_security_policy: "mutual_tls", source_workload_namespace: "shop",
+        source_principal: tls.uri_san_peer_certificate, destination_principal: tls.uri_san_local_certificate,
+      }),
+      3n,
+    );
+  });
+
+  test("an Envoy without CEL foreign functions: the same labels from attributes read one by one", () => {
+    const server = serverSidecar({ config: STATS_ONLY, cel: false });
+    const tls = { id: 43n, mtls: true, uri_san_peer_certificate: "spiffe://cluster.local/ns/shop/sa/productpage", uri_san_local_certificate: "spiffe://cluster.local/ns/default/sa/reviews" };
+    server.request({ headers: clientRequest(), properties: { connection: tls } });
+    assert.equal(server.calls.count({ key: "connection.mtls" }), 1);
+    assert.equal(server.metricValue("istio_requests_total", { connection_security_policy: "mutual_tls", source_workload_namespace: "shop", response_code: "200" }), 1n);
   });
 });
