@@ -3,7 +3,7 @@
 // every other spec here would test against the wrong host.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { deserializePairs, Double, serializePairs, serializeValue } from "../../harness/proxywasm.ts";
+import { deserializePairs, Double, parseCel, serializePairs, serializeValue } from "../../harness/proxywasm.ts";
 import { serverSidecar, TRACING_OFF } from "../../harness/sidecar-vms.ts";
 
 describe("encodings (shared/reference/proxywasm_envoy_oci.md §1.4, §2.1)", () => {
@@ -21,6 +21,31 @@ describe("encodings (shared/reference/proxywasm_envoy_oci.md §1.4, §2.1)", () 
     assert.deepEqual([...serializeValue(true)], [1]);
     assert.deepEqual([...serializeValue(new Double(1))], [0, 0, 0, 0, 0, 0, 0xf0, 0x3f]);
     assert.deepEqual(deserializePairs(serializeValue({ k: "v" })), [["k", "v"]]);
+  });
+});
+
+describe("CEL foreign functions (expr_create / expr_evaluate)", () => {
+  test("the host understands the plugin's subset and refuses the rest loudly", () => {
+    assert.deepEqual(parseCel("[has(response.code) ? response.code : 0, has(a.b) ? a.b : '', has(c) ? c : false]"), [
+      { path: ["response", "code"], fallback: 0n },
+      { path: ["a", "b"], fallback: "" },
+      { path: ["c"], fallback: false },
+    ]);
+    assert.deepEqual(parseCel("xds.cluster_name"), { path: ["xds", "cluster_name"] });
+    assert.throws(() => parseCel("size(request.path) > 3"), /not understood/);
+    assert.throws(() => parseCel("has(a) ? b : 1"), /not understood/);
+  });
+
+  test("a list result is serialized as pairs of each element's own serialization and an empty value", () => {
+    const vm = serverSidecar({ config: TRACING_OFF });
+    for (let i = 0; i < 3; i++) vm.request({ headers: [[":authority", "x"]], response: [[":status", "201"]] });
+    const [m] = vm.metricsNamed("istio_requests_total");
+    assert.equal(m.labels.response_code, "201", "response.code through expr_evaluate");
+    assert.equal(m.value, 3n);
+    assert.equal(vm.calls.count({ key: "expr_create" }), 1, "compiled once");
+    assert.equal(vm.calls.count({ key: "expr_evaluate" }), 3, "evaluated per request");
+    const oneByOne = vm.calls.calls.filter((c) => c.fn === "get_property" && /^(request|response|connection)\./.test(c.key!));
+    assert.deepEqual(oneByOne, [], "no log attribute read one by one");
   });
 });
 
