@@ -1,10 +1,9 @@
 // The root context (assembly/plugin/root.ts): configure (refusals name the field, the local
-// identity and gauges), the timer, and peers decoded once per id.
+// identity and gauges, the timer).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ProxyWasmVm } from "../../harness/proxywasm.ts";
-import { probedModule } from "../../harness/probes.ts";
-import { clientRequest, clientSidecar, nodeOf, SERVER, serverSidecar, throughPair, TRACING_OFF } from "../../harness/sidecar-vms.ts";
+import { clientRequest, nodeOf, SERVER, serverSidecar, TRACING_OFF } from "../../harness/sidecar-vms.ts";
 
 const STATS_ONLY = { reporter: "UNSPECIFIED", ...TRACING_OFF };
 
@@ -45,37 +44,5 @@ describe("configure", () => {
     assert.equal(vm.configure({ max_series: "many" }), false);
     vm.request({ headers: clientRequest() });
     assert.equal(vm.metricValue("istio_requests_total", { reporter: "destination" }), 1n);
-  });
-});
-
-describe("peer cache", () => {
-  const DECODE = "assembly/peer/struct/decodeStruct";
-
-  test("a peer's exchange header is decoded once per peer id, then served from the cache", () => {
-    const { module, probes } = probedModule([DECODE]);
-    const client = clientSidecar({ module, probes, config: STATS_ONLY });
-    const server = serverSidecar({ module, probes, config: STATS_ONLY });
-    for (let i = 0; i < 10; i++) throughPair(client, server);
-    assert.equal(server.probeCounts.get(DECODE), 1, "the caller's metadata, decoded once");
-    assert.equal(client.probeCounts.get(DECODE), 1, "the server's answer, decoded once");
-    assert.equal(server.metricValue("istio_requests_total", { source_workload: "productpage-v1" }), 10n);
-  });
-
-  test("a different claim under a cached id is decoded again, not answered from the cache", () => {
-    const { module, probes } = probedModule([DECODE]);
-    const server = serverSidecar({ module, probes, config: STATS_ONLY });
-    const exchange = (workload: string) => {
-      const c = clientSidecar({ config: STATS_ONLY, workload: { workload, namespace: "default", app: workload, version: "v1" } }).http();
-      c.requestHeaders(clientRequest());
-      return [c.header("x-envoy-peer-metadata")!, c.header("x-envoy-peer-metadata-id")!];
-    };
-    const [real, id] = exchange("productpage-v1");
-    const [forged] = exchange("intruder-v1");
-    server.request({ headers: [...clientRequest(), ["x-envoy-peer-metadata", real], ["x-envoy-peer-metadata-id", id]] });
-    server.request({ headers: [...clientRequest(), ["x-envoy-peer-metadata", forged], ["x-envoy-peer-metadata-id", id]] });
-    server.request({ headers: [...clientRequest(), ["x-envoy-peer-metadata", real], ["x-envoy-peer-metadata-id", id]] });
-    assert.equal(server.metricValue("istio_requests_total", { source_workload: "productpage-v1" }), 2n);
-    assert.equal(server.metricValue("istio_requests_total", { source_workload: "intruder-v1" }), 1n);
-    assert.equal(server.probeCounts.get(DECODE), 3);
   });
 });
