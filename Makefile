@@ -83,7 +83,7 @@ test: deps build
 	$(TSX) tools/validate-manifests.ts
 	$(TSX) tools/test.ts
 
-test-unit: $(NPM_STAMP)
+test-unit: $(NPM_STAMP) build/plugin.wasm
 	$(TSX) tools/test.ts --unit
 
 test-integration: deps build

@@ -1,9 +1,11 @@
 // Runs every test tier and ends with one summary line, `N passed, N failed`:
-//   1. as-pect unit specs (tests/unit) for the pure AssemblyScript modules;
-//   2. node:test integration tests (tests/integration) that drive real Envoy.
+//   1. as-pect unit specs (tests/unit/*.spec.ts) for the pure AssemblyScript modules;
+//   2. node:test unit specs (tests/unit/**/*.test.ts) of the plugin's behaviour on the
+//      proxy-wasm test host (tests/harness/proxywasm.ts), build/plugin.wasm without Envoy;
+//   3. node:test integration tests (tests/integration) that drive real Envoy.
 // Flags: --unit or --integration to run one tier; other arguments filter integration files.
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, mkdirSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, mkdirSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./harness/envoy.ts";
 
@@ -35,16 +37,10 @@ if (only !== "--integration") {
   }
 }
 
-if (only !== "--unit") {
-  banner("integration: node:test against real Envoy in tests/integration");
-  const dir = join(ROOT, "tests/integration");
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith(".test.ts"))
-    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
-    .sort()
-    .map((f) => join(dir, f));
+// Runs node:test on `files`, reporting to the terminal and to a TAP file it counts from.
+function nodeTests(files: string[], tapName: string): void {
   mkdirSync(join(ROOT, "build"), { recursive: true });
-  const tap = join(ROOT, "build/integration.tap");
+  const tap = join(ROOT, "build", tapName);
   const run = spawnSync(
     process.execPath,
     [
@@ -64,6 +60,32 @@ if (only !== "--unit") {
   const todo = /^# todo (\d+)/m.exec(text);
   if (todo && Number(todo[1]) > 0) console.log(`(${todo[1]} todo: known defects and pending features, run but not counted; see docs/robustness.md)`);
   if (!pass || (run.status !== 0 && (!fail || Number(fail[1]) === 0))) failed += 1;
+}
+
+function testFiles(dir: string, suffix: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir).sort()) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) out.push(...testFiles(path, suffix));
+    else if (entry.endsWith(suffix)) out.push(path);
+  }
+  return out;
+}
+
+if (only !== "--integration") {
+  banner("unit: node:test specs of the plugin on the proxy-wasm test host in tests/unit");
+  nodeTests(testFiles(join(ROOT, "tests/unit"), ".test.ts"), "unit.tap");
+}
+
+if (only !== "--unit") {
+  banner("integration: node:test against real Envoy in tests/integration");
+  const dir = join(ROOT, "tests/integration");
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".test.ts"))
+    .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+    .sort()
+    .map((f) => join(dir, f));
+  nodeTests(files, "integration.tap");
 }
 
 banner("done");
