@@ -24,9 +24,9 @@ import { clientSidecar, serverSidecar, throughPair, TRACING_OFF, tracingAt } fro
 // requests and the every-128th-stream heap gauge).
 type Count = { total: number; get_property: number; expr_evaluate: number };
 const EXPECTED: Record<Configuration, Record<Side, Count>> = {
-  stats: { client: { total: 12, get_property: 1, expr_evaluate: 1 }, server: { total: 10, get_property: 0, expr_evaluate: 1 } },
-  full: { client: { total: 17, get_property: 1, expr_evaluate: 1 }, server: { total: 14, get_property: 0, expr_evaluate: 1 } },
-  "trace-100": { client: { total: 19, get_property: 3, expr_evaluate: 1 }, server: { total: 16, get_property: 2, expr_evaluate: 1 } },
+  stats: { client: { total: 13, get_property: 2, expr_evaluate: 1 }, server: { total: 10, get_property: 0, expr_evaluate: 1 } },
+  full: { client: { total: 18, get_property: 2, expr_evaluate: 1 }, server: { total: 14, get_property: 0, expr_evaluate: 1 } },
+  "trace-100": { client: { total: 20, get_property: 4, expr_evaluate: 1 }, server: { total: 16, get_property: 2, expr_evaluate: 1 } },
 };
 // --------------------------------------------------------------------------------------------
 
