@@ -1,5 +1,6 @@
 // The `tracing` part of the configuration. Trace context (request ids, W3C and B3 headers,
-// sampling) is on by default; spans are reported only when a Zipkin collector is configured.
+// sampling) is on by default; spans are reported only when a Zipkin or an OTLP collector (or
+// both) is configured.
 //   tracing: {
 //     enabled: true,                          // false turns trace context off entirely
 //     random_sampling_percentage: 1.0,        // Istio's randomSamplingPercentage, 0-100
@@ -7,6 +8,7 @@
 //     write_formats: ["w3c", "b3multi"],      // written to the next hop, consistently
 //     tracestate_key: "mtw",
 //     zipkin: { cluster, path: "/api/v2/spans", authority: <cluster>, timeout: "2s" },
+//     otlp: { cluster, path: "/v1/traces", authority: <cluster>, timeout: "2s", headers: {name: value} },
 //     flush_interval: "1s", max_batch_spans: 100, max_buffered_spans: 1000,
 //     custom_tags: { <tag>: {literal: {value}} | {header: {name, default_value}}
 //                         | {environment: {name, default_value}} | {metadata: {key, default_value}} },
@@ -46,6 +48,14 @@ export class TracingConfig {
   zipkinPath: string = "/api/v2/spans";
   zipkinAuthority: string = "";
   zipkinTimeoutMs: u32 = 2000;
+  /** Envoy cluster of the OTLP/HTTP collector; "" = no OTLP export. */
+  otlpCluster: string = "";
+  otlpPath: string = "/v1/traces";
+  otlpAuthority: string = "";
+  otlpTimeoutMs: u32 = 2000;
+  /** Extra request headers for the collector (e.g. a tenant or an API key), lowercase names. */
+  otlpHeaderNames: string[] = [];
+  otlpHeaderValues: string[] = [];
   flushIntervalMs: u32 = 1000;
   maxBatchSpans: i32 = 100;
   maxBufferedSpans: i32 = 1000;
@@ -125,6 +135,8 @@ export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null 
       if (err === null) t.traceStateKey = item.stringValue;
     } else if (key == "zipkin") {
       err = parseZipkin(item, t);
+    } else if (key == "otlp") {
+      err = parseOtlp(item, t);
     } else if (key == "flush_interval") {
       err = durationIn(field, item, 10, 60000, ms);
       if (err === null) t.flushIntervalMs = <u32>ms[0];
@@ -173,6 +185,81 @@ function parseZipkin(v: JsonValue, t: TracingConfig): FieldError | null {
   if (t.zipkinCluster.length == 0) return new FieldError("tracing.zipkin.cluster", v, "missing");
   if (t.zipkinAuthority.length == 0) t.zipkinAuthority = t.zipkinCluster;
   return null;
+}
+
+// Headers the plugin sets itself, or Envoy derives: not overridable.
+const RESERVED_OTLP_HEADERS = ["content-type", "content-length", "host", "transfer-encoding", "connection", "te"];
+
+function parseOtlp(v: JsonValue, t: TracingConfig): FieldError | null {
+  const e = expect("tracing.otlp", v, JsonKind.Object, "an object");
+  if (e !== null) return e;
+  const ms = new StaticArray<f64>(1);
+  for (let i = 0; i < v.keys.length; i++) {
+    const key = v.keys[i];
+    const item = v.items[i];
+    const field = "tracing.otlp." + key;
+    if (key == "timeout") {
+      const err = durationIn(field, item, 10, 60000, ms);
+      if (err !== null) return err;
+      t.otlpTimeoutMs = <u32>ms[0];
+      continue;
+    }
+    if (key == "headers") {
+      const err = parseOtlpHeaders(item, t);
+      if (err !== null) return err;
+      continue;
+    }
+    const err = expect(field, item, JsonKind.String, "a string");
+    if (err !== null) return err;
+    if (key == "cluster") t.otlpCluster = item.stringValue;
+    else if (key == "path") {
+      if (!item.stringValue.startsWith("/")) return new FieldError(field, item, "expected a path starting with /");
+      t.otlpPath = item.stringValue;
+    } else if (key == "authority") t.otlpAuthority = item.stringValue;
+    else return new FieldError(field, item, "unknown field");
+  }
+  if (t.otlpCluster.length == 0) return new FieldError("tracing.otlp.cluster", v, "missing");
+  if (t.otlpAuthority.length == 0) t.otlpAuthority = t.otlpCluster;
+  return null;
+}
+
+function parseOtlpHeaders(v: JsonValue, t: TracingConfig): FieldError | null {
+  const e = expect("tracing.otlp.headers", v, JsonKind.Object, "an object of header name: value");
+  if (e !== null) return e;
+  for (let i = 0; i < v.keys.length; i++) {
+    const name = asciiLower(v.keys[i]);
+    const item = v.items[i];
+    const field = "tracing.otlp.headers." + v.keys[i];
+    if (!isHeaderName(name)) return new FieldError(field, item, "not a valid HTTP header name");
+    if (RESERVED_OTLP_HEADERS.includes(name)) return new FieldError(field, item, "set by the plugin or Envoy, not configurable");
+    if (t.otlpHeaderNames.includes(name)) return new FieldError(field, item, "given twice");
+    const me = expect(field, item, JsonKind.String, "a string");
+    if (me !== null) return me;
+    if (!isHeaderValue(item.stringValue)) return new FieldError(field, item, "control characters are not allowed in a header value");
+    t.otlpHeaderNames.push(name);
+    t.otlpHeaderValues.push(item.stringValue);
+  }
+  return null;
+}
+
+// An RFC 9110 token: no pseudo-headers, separators, spaces or non-ASCII.
+function isHeaderName(s: string): bool {
+  if (s.length == 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
+    if (!alnum && "!#$%&'*+-.^_`|~".indexOf(String.fromCharCode(c)) < 0) return false;
+  }
+  return true;
+}
+
+// Visible characters, spaces and tabs (obs-text included); no CR, LF, NUL or other controls.
+function isHeaderValue(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c != 0x09) || c == 0x7f || c > 0xff) return false;
+  }
+  return true;
 }
 
 function parseCustomTags(v: JsonValue, out: CustomTag[]): FieldError | null {
