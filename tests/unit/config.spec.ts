@@ -158,6 +158,54 @@ describe("tracing", () => {
     expect(t.customTags[0].defaultValue).toBe("anon");
   });
 
+  it("reads the OTLP collector beside Zipkin, with defaults and extra headers", () => {
+    const r = parseConfig('{"tracing": {"zipkin": {"cluster": "zipkin"}, "otlp": {"cluster": "jaeger", "headers": {"X-Scope-OrgID": "tenant-1"}}}}');
+    expect(r.error).toBe("");
+    const t = r.config!.tracing;
+    expect(t.zipkinCluster).toBe("zipkin");
+    expect(t.otlpCluster).toBe("jaeger");
+    expect(t.otlpPath).toBe("/v1/traces");
+    expect(t.otlpAuthority).toBe("jaeger");
+    expect(t.otlpTimeoutMs).toBe(2000);
+    expect(t.otlpHeaderNames[0]).toBe("x-scope-orgid");
+    expect(t.otlpHeaderValues[0]).toBe("tenant-1");
+    const full = parseConfig('{"tracing": {"otlp": {"cluster": "c", "path": "/otlp/v1/traces", "authority": "tempo:4318", "timeout": "750ms"}}}').config!.tracing;
+    expect(full.otlpPath).toBe("/otlp/v1/traces");
+    expect(full.otlpAuthority).toBe("tempo:4318");
+    expect(full.otlpTimeoutMs).toBe(750);
+    expect(parseConfig("{}").config!.tracing.otlpCluster).toBe("");
+  });
+
+  it("refuses a bad OTLP section naming the field", () => {
+    expect(refusal('{"tracing": {"otlp": {"path": "/v1/traces"}}}')).toBe("field 'tracing.otlp.cluster' (offset 21): missing");
+    expect(refusal('{"tracing": {"otlp": []}}')).toBe("field 'tracing.otlp' (offset 21): expected an object, got array");
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "path": "v1/traces"}}}')).toBe(
+      "field 'tracing.otlp.path' (offset 46): expected a path starting with /",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "timeout": "2 weeks"}}}')).toBe(
+      "field 'tracing.otlp.timeout' (offset 49): expected a duration such as \"1s\" or \"500ms\", within limits",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": 7}}}')).toBe("field 'tracing.otlp.cluster' (offset 33): expected a string, got number");
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "compression": "gzip"}}}')).toBe(
+      "field 'tracing.otlp.compression' (offset 53): unknown field",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"bad name": "x"}}}}')).toBe(
+      "field 'tracing.otlp.headers.bad name' (offset 62): not a valid HTTP header name",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {":path": "/x"}}}}')).toBe(
+      "field 'tracing.otlp.headers.:path' (offset 59): not a valid HTTP header name",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"Content-Type": "application/json"}}}}')).toBe(
+      "field 'tracing.otlp.headers.Content-Type' (offset 66): set by the plugin or Envoy, not configurable",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"x-key": "a\\r\\nb"}}}}')).toBe(
+      "field 'tracing.otlp.headers.x-key' (offset 59): control characters are not allowed in a header value",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"x-key": 1}}}}')).toBe(
+      "field 'tracing.otlp.headers.x-key' (offset 59): expected a string, got number",
+    );
+  });
+
   it("refuses bad tracing configuration naming the field", () => {
     expect(refusal('{"tracing": {"random_sampling_percentage": 101}}')).toBe(
       "field 'tracing.random_sampling_percentage' (offset 43): expected a number from 0 to 100",
