@@ -10,6 +10,8 @@ import { eventually, httpRequest, staticCluster, type Upstream } from "../../too
 import { startSidecar, type Sidecar, type Workload } from "../../tools/harness/sidecars.ts";
 import { startJaeger, type Jaeger, type JaegerSpan, type JaegerTrace } from "../../tools/harness/jaeger.ts";
 import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+import { slowestJaegerTrace } from "../../tools/mesh/jaeger.ts";
+import { formatTraceTree } from "../../tools/mesh/report.ts";
 
 const TRACE_HEADERS = ["x-request-id", "traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
 
@@ -202,4 +204,16 @@ test("every exported span is counted as reported, none dropped", async () => {
     return reported === 12 ? { reported, dropped } : undefined;
   });
   assert.deepEqual(counts, { reported: 12, dropped: 0 });
+});
+
+test("the demo's reader (DEMO_TRACING=jaeger) draws a trace Jaeger holds as the tree of its six spans", async () => {
+  const spans = await slowestJaegerTrace(jaeger);
+  assert.ok(spans, "a trace through the gateway");
+  assert.equal(spans.length, 6);
+  const lines = formatTraceTree(spans).split("\n");
+  assert.match(lines[0], /^trace [0-9a-f]{32}: 6 spans, /);
+  assert.match(lines[1], /^  \S+\/(productpage|fail)\S*  \[istio-ingressgateway CLIENT\] (200|503)/);
+  assert.match(lines[2], /^    \S+  \[productpage SERVER\]/);
+  assert.equal(lines.filter((l) => /^      \S+  \[productpage CLIENT\]/.test(l)).length, 2);
+  assert.equal(lines.filter((l) => /^        \S+  \[(reviews|ratings) SERVER\]/.test(l)).length, 2);
 });
