@@ -5,73 +5,24 @@
 // beside Istio's tags, tracestate, ERROR status on a 5xx, and durations that nest.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { eventually, httpRequest, staticCluster, type Upstream } from "../../tools/harness/envoy.ts";
-import { startSidecar, type Sidecar, type Workload } from "../../tools/harness/sidecars.ts";
+import { eventually, httpRequest, staticCluster } from "../../tools/harness/envoy.ts";
+import { startTracedChain, type TracedChain } from "../../tools/harness/chain.ts";
 import { startJaeger, type Jaeger, type JaegerSpan, type JaegerTrace } from "../../tools/harness/jaeger.ts";
 import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
 import { slowestJaegerTrace } from "../../tools/mesh/jaeger.ts";
 import { formatTraceTree } from "../../tools/mesh/report.ts";
 
-const TRACE_HEADERS = ["x-request-id", "traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
-
-const gatewayWl: Workload = { workload: "istio-ingressgateway", namespace: "istio-system", app: "istio-ingressgateway", version: "v1" };
-const productpageWl: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
-const reviewsWl: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
-const ratingsWl: Workload = { workload: "ratings-v1", namespace: "default", app: "ratings", version: "v1" };
-
 let jaeger: Jaeger;
-const sidecars: Sidecar[] = [];
-const apps: Upstream[] = [];
-let gateway: Sidecar;
-let productpage: Sidecar;
-
-/** An app that calls `calls` (ports of its sidecar's outbound listeners), then answers 200, or 503 on /fail. */
-async function startApp(calls: () => number[]): Promise<Upstream> {
-  const server = http.createServer(async (req, res) => {
-    const forwarded: Record<string, string> = {};
-    for (const h of TRACE_HEADERS) if (typeof req.headers[h] === "string") forwarded[h] = req.headers[h] as string;
-    for (const port of calls()) await httpRequest(`http://127.0.0.1:${port}/item?id=7`, { headers: forwarded });
-    res.writeHead(req.url?.startsWith("/fail") ? 503 : 200, { "content-type": "text/plain" });
-    res.end("ok\n");
-  });
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const port = (server.address() as { port: number }).port;
-  const app = { port, requests: [], close: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }) };
-  apps.push(app);
-  return app;
-}
+let chain: TracedChain;
 
 before(async () => {
   jaeger = await startJaeger();
-  const collector = staticCluster("jaeger-otlp", jaeger.otlpPort);
   const plugin = { config: { tracing: { random_sampling_percentage: 100, otlp: { cluster: "jaeger-otlp" }, flush_interval: "200ms", custom_tags: { team: { literal: { value: "bookinfo" } } } } } };
-  const leaf = await startApp(() => []);
-  const reviews = await startSidecar({ workload: reviewsWl, appPort: leaf.port, plugin, clusters: [collector] });
-  const ratings = await startSidecar({ workload: ratingsWl, appPort: leaf.port, plugin, clusters: [collector] });
-  const productApp = await startApp(() => [productpage.outboundPorts.reviews, productpage.outboundPorts.ratings]);
-  productpage = await startSidecar({
-    workload: productpageWl,
-    appPort: productApp.port,
-    outbound: [
-      { service: { name: "reviews", namespace: "default" }, port: reviews.inboundPort },
-      { service: { name: "ratings", namespace: "default" }, port: ratings.inboundPort },
-    ],
-    plugin,
-    clusters: [collector],
-  });
-  gateway = await startSidecar({
-    workload: gatewayWl,
-    outbound: [{ service: { name: "productpage", namespace: "default" }, port: productpage.inboundPort }],
-    plugin,
-    clusters: [collector],
-  });
-  sidecars.push(reviews, ratings, productpage, gateway);
+  chain = await startTracedChain(plugin, [staticCluster("jaeger-otlp", jaeger.otlpPort)]);
 });
 
 after(async () => {
-  for (const s of sidecars) await s.envoy.stop();
-  for (const a of apps) await a.close();
+  await chain?.stop();
   await jaeger?.stop();
 });
 
@@ -96,7 +47,7 @@ function parentOf(s: JaegerSpan): string | undefined {
 test("one trace in Jaeger across all hops: tree, kinds, services, OpenTelemetry and Istio attributes, nested times", async () => {
   const requestId = "0e7a0c1d-2222-4333-8444-555555555555";
   const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
-  const res = await httpRequest(`http://127.0.0.1:${gateway.outboundPorts.productpage}/productpage?u=normal`, {
+  const res = await httpRequest(`${chain.url}/productpage?u=normal`, {
     headers: { "x-request-id": requestId, traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: "vendor=opaque" },
   });
   assert.equal(res.status, 200);
@@ -169,15 +120,15 @@ test("one trace in Jaeger across all hops: tree, kinds, services, OpenTelemetry 
   assert.equal(tag(gw, "url.path"), "/productpage");
   assert.equal(tag(gw, "url.query"), "u=normal");
   assert.equal(tag(gw, "server.address"), "127.0.0.1");
-  assert.equal(tag(gw, "server.port"), gateway.outboundPorts.productpage);
+  assert.equal(tag(gw, "server.port"), chain.gateway.outboundPorts.productpage);
   assert.equal(tag(gw, "upstream_cluster"), "outbound|80||productpage.default.svc.cluster.local");
   assert.equal(tag(ppServer, "istio.canonical_service"), "productpage");
-  assert.equal(gw.operationName, `127.0.0.1:${gateway.outboundPorts.productpage}/productpage`);
+  assert.equal(gw.operationName, `127.0.0.1:${chain.gateway.outboundPorts.productpage}/productpage`);
 });
 
 test("a 5xx answer makes the span's status ERROR with error.type; its callees' spans stay unset", async () => {
   const requestId = "0e7a0c1d-2222-4333-8444-666666666666";
-  const res = await httpRequest(`http://127.0.0.1:${gateway.outboundPorts.productpage}/fail`, { headers: { "x-request-id": requestId } });
+  const res = await httpRequest(`${chain.url}/fail`, { headers: { "x-request-id": requestId } });
   assert.equal(res.status, 503);
   const trace = await traceOf(requestId, 6);
   const failed = trace.spans.filter((s) => tag(s, "http.response.status_code") === 503);
@@ -196,7 +147,7 @@ test("every exported span is counted as reported, none dropped", async () => {
   const counts = await eventually("OTLP counters settled", async () => {
     let reported = 0;
     let dropped = 0;
-    for (const s of sidecars) {
+    for (const s of chain.sidecars) {
       const samples = parsePrometheus(await s.envoy.prometheus());
       reported += sum(select(samples, "mesh_telemetry_otlp_spans_reported_total"));
       dropped += sum(select(samples, "mesh_telemetry_otlp_spans_dropped_total"));
