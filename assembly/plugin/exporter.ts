@@ -5,6 +5,7 @@
 import { BaseContext, HeaderPair, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
 import { defineMetric, getHeader, incrementMetric, MapType, MetricType, setEffectiveContext } from "../sdk/host";
 import { Span } from "../trace/span";
+import { CollectorConfig } from "../config/tracing";
 
 const MAX_IN_FLIGHT = 4;
 const STATUS = String.UTF8.encode(":status");
@@ -37,15 +38,24 @@ export abstract class SpanExporter {
   private reportedId: i64;
   private droppedId: i64;
 
+  /** The collector request's headers, built once. */
+  private headers: HeaderPair[];
+
   constructor(
     readonly root: RootContext,
-    readonly cluster: string,
-    readonly timeoutMs: u32,
-    /** The request's headers, built once. */
-    readonly headers: HeaderPair[],
+    readonly collector: CollectorConfig,
+    contentType: string,
     reportedMetric: string,
     droppedMetric: string,
   ) {
+    const h = [
+      headerPair(":method", "POST"),
+      headerPair(":path", collector.path),
+      headerPair(":authority", collector.authority),
+      headerPair("content-type", contentType),
+    ];
+    for (let i = 0; i < collector.headerNames.length; i++) h.push(headerPair(collector.headerNames[i], collector.headerValues[i]));
+    this.headers = h;
     this.reportedId = defineMetric(MetricType.Counter, reportedMetric);
     this.droppedId = defineMetric(MetricType.Counter, droppedMetric);
   }
@@ -71,7 +81,8 @@ export abstract class SpanExporter {
     // The call belongs to the root context, not to the stream that happens to be logging.
     setEffectiveContext(this.root.context_id);
     const batch = new SpanBatch(this.root.context_id, this, count);
-    const status = this.root.httpCall(this.cluster, this.headers, this.encode(spans, count), [], this.timeoutMs, batch, onCollectorResponse);
+    const c = this.collector;
+    const status = this.root.httpCall(c.cluster, this.headers, this.encode(spans, count), [], c.timeoutMs, batch, onCollectorResponse);
     if (status == 0) this.inFlight++;
     else this.dropped(count);
   }
@@ -87,7 +98,7 @@ export abstract class SpanExporter {
   }
 }
 
-export function headerPair(key: string, value: string): HeaderPair {
+function headerPair(key: string, value: string): HeaderPair {
   return new HeaderPair(String.UTF8.encode(key), String.UTF8.encode(value));
 }
 

@@ -6,7 +6,7 @@ import { BufferType, getBufferBytes } from "../sdk/host";
 import { TracingConfig } from "../config/tracing";
 import { Span } from "../trace/span";
 import { encodeTraceRequest, OtlpResource, rejectedSpans } from "../trace/otlp";
-import { headerPair, SpanExporter } from "./exporter";
+import { SpanExporter } from "./exporter";
 import { LocalIdentity } from "./identity";
 
 /** Longest collector answer read; a longer one is not believed (its spans count as dropped). */
@@ -16,14 +16,7 @@ export class OtlpExporter extends SpanExporter {
   private resource: OtlpResource;
 
   constructor(root: RootContext, c: TracingConfig, local: LocalIdentity) {
-    const headers = [
-      headerPair(":method", "POST"),
-      headerPair(":path", c.otlpPath),
-      headerPair(":authority", c.otlpAuthority),
-      headerPair("content-type", "application/x-protobuf"),
-    ];
-    for (let i = 0; i < c.otlpHeaderNames.length; i++) headers.push(headerPair(c.otlpHeaderNames[i], c.otlpHeaderValues[i]));
-    super(root, c.otlpCluster, c.otlpTimeoutMs, headers, "mesh_telemetry_otlp_spans_reported_total", "mesh_telemetry_otlp_spans_dropped_total");
+    super(root, c.otlp, "application/x-protobuf", "mesh_telemetry_otlp_spans_reported_total", "mesh_telemetry_otlp_spans_dropped_total");
     const w = local.workload;
     const service = w.canonicalService.length > 0 ? w.canonicalService : w.workloadName;
     this.resource = new OtlpResource(service.length > 0 ? service : "unknown", w.namespace);

@@ -8,19 +8,14 @@ import { TracingConfig } from "../config/tracing";
 import { Span } from "../trace/span";
 import { spanJson } from "../trace/zipkin";
 import { joinStrings } from "../text/join";
-import { headerPair, SpanExporter } from "./exporter";
+import { SpanExporter } from "./exporter";
 import { OtlpExporter } from "./otlp-exporter";
 import { LocalIdentity } from "./identity";
 
 // POST <path> with a JSON array of Zipkin v2 spans.
 class ZipkinExporter extends SpanExporter {
   constructor(root: RootContext, c: TracingConfig) {
-    super(root, c.zipkinCluster, c.zipkinTimeoutMs, [
-      headerPair(":method", "POST"),
-      headerPair(":path", c.zipkinPath),
-      headerPair(":authority", c.zipkinAuthority),
-      headerPair("content-type", "application/json"),
-    ], "mesh_telemetry_spans_reported_total", "mesh_telemetry_spans_dropped_total");
+    super(root, c.zipkin, "application/json", "mesh_telemetry_spans_reported_total", "mesh_telemetry_spans_dropped_total");
   }
 
   encode(spans: Span[], count: i32): ArrayBuffer {
@@ -39,8 +34,8 @@ export class SpanReporter {
     readonly config: TracingConfig,
     local: LocalIdentity,
   ) {
-    if (config.zipkinCluster.length > 0) this.exporters.push(new ZipkinExporter(root, config));
-    if (config.otlpCluster.length > 0) this.exporters.push(new OtlpExporter(root, config, local));
+    if (config.zipkin.isOn()) this.exporters.push(new ZipkinExporter(root, config));
+    if (config.otlp.isOn()) this.exporters.push(new OtlpExporter(root, config, local));
   }
 
   /** Queues one finished span; sends a batch when one is full. */

@@ -164,7 +164,7 @@ export class Telemetry {
       settings.invalidCounterId = defineMetric(MetricType.Counter, "mesh_telemetry_trace_headers_invalid_total");
     }
     this.tracing = settings;
-    const exports = tracing.zipkinCluster.length > 0 || tracing.otlpCluster.length > 0;
+    const exports = tracing.zipkin.isOn() || tracing.otlp.isOn();
     this.spans = settings !== null && exports ? new SpanReporter(root, tracing, local) : null;
     this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
     this.untrustedPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_untrusted_total");
