@@ -211,10 +211,15 @@ export function fuzz_peer(): i32 {
       const w = workloadFromStruct(s);
       const id = field(f, 1);
       if (id.length > 0) {
-        PEERS.put(id, f[0], w);
-        const cacheable = id.length <= MAX_CACHED_ID_LENGTH && f[0].length <= MAX_CACHED_METADATA_LENGTH;
-        if (cacheable && PEERS.get(id, f[0]) === null) return fail("a peer just cached is missing");
-        if (PEERS.get(id, f[0] + "x") !== null) return fail("a different claim was answered from the cache");
+        // The cache keys on the header bytes, as the plugin reads them.
+        const idBytes = String.UTF8.encode(id);
+        const claim = String.UTF8.encode(f[0]);
+        const other = String.UTF8.encode(f[0] + "x");
+        const idPtr = changetype<usize>(idBytes);
+        PEERS.put(idPtr, idBytes.byteLength, changetype<usize>(claim), claim.byteLength, w);
+        const cacheable = idBytes.byteLength <= MAX_CACHED_ID_LENGTH && claim.byteLength <= MAX_CACHED_METADATA_LENGTH;
+        if (cacheable && PEERS.lookup(idPtr, idBytes.byteLength, changetype<usize>(claim), claim.byteLength) === null) return fail("a peer just cached is missing");
+        if (PEERS.lookup(idPtr, idBytes.byteLength, changetype<usize>(other), other.byteLength) !== null) return fail("a different claim was answered from the cache");
       }
     }
   }
