@@ -4,8 +4,9 @@
 // common/v1/common.proto, resource/v1/resource.proto). The trace messages have no repeated
 // scalar fields, so nothing here is packed.
 //
-// A batch is measured first and written into one buffer of its exact size: one allocation
-// per batch whatever its number of spans and attributes (the hot-path rule of ../text/join.ts).
+// A batch is measured first and written into one buffer of its exact size: the buffer and the
+// writer are the batch's only allocations, whatever its number of spans and attributes (the
+// hot-path rule of ../text/join.ts).
 // Pure, so it is unit tested without a proxy.
 import { Span, SpanKind } from "./span";
 
