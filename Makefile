@@ -21,6 +21,10 @@ APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables i
 	chromium openssl
 
 GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+JAEGER_VERSION := 1.75.0
+JAEGER_MODULE := github.com/jaegertracing/jaeger@v$(JAEGER_VERSION)
+JAEGER := .cache/jaeger-$(JAEGER_VERSION)/jaeger
+OTLP_DECODE := .cache/otlp-decode/otlp-decode
 # Istio's Mesh and Service Grafana dashboards, for the dashboards test and the demo: taken from
 # shared/istio-dashboards beside the clone when it is there, else from istio/istio's
 # manifests/addons/dashboards through the Go module proxy, at the commit whose files are
@@ -30,7 +34,25 @@ ISTIO_DASHBOARDS := .cache/istio-dashboards
 
 .PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench bench-deps image manifests validate-manifests fuzz soak clean
 
-deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) system-deps $(ISTIO_DASHBOARDS)/istio-service-dashboard.json
+deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) $(JAEGER) $(OTLP_DECODE) system-deps $(ISTIO_DASHBOARDS)/istio-service-dashboard.json
+
+# Jaeger v2 (OTLP receiver, in-memory storage, query API) for the OTLP tests and the demo:
+# cmd/jaeger built from the Go module proxy. The module has a replace directive, so it is
+# built inside its module directory rather than with `go install`. Go's own module and build
+# caches (GOMODCACHE, GOCACHE) are left where they are, so another clone or CI on this machine
+# builds again in about a minute instead of several.
+$(JAEGER):
+	@echo "== Go module proxy: $(JAEGER_MODULE) (cmd/jaeger)"
+	@mkdir -p $(dir $@)
+	@dir=$$(cd $(dir $@) && $(GO) mod download -json $(JAEGER_MODULE) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$dir" && cd "$$dir" && $(GO) build -buildvcs=false -trimpath -ldflags "-s -w" -o $(CURDIR)/$@.tmp ./cmd/jaeger
+	@mv $@.tmp $@
+
+# The real protobuf decoder the OTLP tests check the plugin's bytes with: opentelemetry-proto's
+# generated Go types (go.opentelemetry.io/proto/otlp), pinned in tools/otlp-decode/go.mod.
+$(OTLP_DECODE): tools/otlp-decode/main.go tools/otlp-decode/go.mod tools/otlp-decode/go.sum
+	@echo "== Go module proxy: go.opentelemetry.io/proto/otlp for tools/otlp-decode"
+	cd tools/otlp-decode && $(GO) build -buildvcs=false -o $(CURDIR)/$@ .
 
 $(ISTIO_DASHBOARDS)/istio-service-dashboard.json:
 	@mkdir -p $(ISTIO_DASHBOARDS)

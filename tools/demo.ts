@@ -11,7 +11,8 @@
 // Zipkin can be explored, until Ctrl-C, `make demo-down` or DEMO_HOLD_MAX minutes. Otherwise it
 // tears down at once (DEMO_HOLD=<seconds> holds anyway).
 // Environment: DEMO_RPS (20), DEMO_SECONDS (30), DEMO_FAIL_RATE (0.15, ratings' share of 500s),
-// MESH_MODE=loopback (processes on 127.0.0.1 instead of namespaces and containers).
+// MESH_MODE=loopback (processes on 127.0.0.1 instead of namespaces and containers),
+// DEMO_TRACING=jaeger (spans over OTLP to Jaeger v2 instead of Zipkin).
 import { join } from "node:path";
 import { ROOT } from "./harness/envoy.ts";
 import { sweepMesh } from "./mesh/cleanup.ts";
@@ -21,6 +22,7 @@ import { writeServiceGraph } from "./mesh/graph.ts";
 import { startMesh, type Mesh } from "./mesh/mesh.ts";
 import { edgeStats, formatEdgeTable, formatTraceTree, promQuery, slowestTrace } from "./mesh/report.ts";
 import { stepper } from "./mesh/sys.ts";
+import { slowestJaegerTrace } from "./mesh/jaeger.ts";
 
 const PREFIX = "mtw";
 const OUT = join(ROOT, "build/demo");
@@ -108,7 +110,10 @@ try {
   }
 
   console.log("");
-  if (mesh.zipkin) {
+  if (mesh.jaeger) {
+    const trace = await slowestJaegerTrace(mesh.jaeger);
+    console.log(trace ? `Slowest trace in Jaeger (OTLP):\n${formatTraceTree(trace)}` : "Jaeger has no trace through the gateway.");
+  } else if (mesh.zipkin) {
     const trace = await slowestTrace(mesh.zipkin);
     if (trace) console.log(`Slowest trace in Zipkin:\n${formatTraceTree(trace)}`);
     else console.log(`Zipkin has no spans: the plugin does not emit them yet (trace context is parsed but not wired in; hook: tracingPluginConfig in tools/mesh/plugin.ts). The apps already forward trace headers.`);
@@ -135,7 +140,8 @@ try {
   }
 
   console.log(`\nPrometheus: ${mesh.prometheus!.url}   (try: sum by (source_workload, destination_workload, response_code) (rate(istio_requests_total{reporter="source"}[1m])))`);
-  console.log(`Zipkin:     ${mesh.zipkin?.url ?? "not running"}`);
+  if (mesh.jaeger) console.log(`Jaeger:     ${mesh.jaeger.url}   (UI: Jaeger's placeholder page in this build; query API: ${mesh.jaeger.url}/api/traces?service=istio-ingressgateway)`);
+  else console.log(`Zipkin:     ${mesh.zipkin?.url ?? "not running"}`);
   console.log(`Gateway:    ${mesh.gatewayUrl}/productpage/1`);
   console.log(`Dashboards: ${dashboards.url}`);
   if (mesh.mode === "containers") {

@@ -24,7 +24,7 @@ import { basename, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ROOT } from "./harness/envoy.ts";
 
-export const TARGETS = ["json", "config", "expr", "base64", "struct", "peer", "trace", "label", "headers"] as const;
+export const TARGETS = ["json", "config", "expr", "base64", "struct", "peer", "trace", "label", "headers", "otlp"] as const;
 export type Target = (typeof TARGETS)[number];
 
 const FUZZ_WASM = join(ROOT, "build/fuzz/fuzz.wasm");
@@ -175,6 +175,7 @@ const DICTIONARY: Record<Target, string[]> = {
   ],
   label: ["=.=", ";.;", ".", "=", ";", "\n", "\u007f", "\u0001", "\uFFFD", "=.", ".=", ";.", ".;", "==", ";;"],
   headers: ["\x00\x00\x00\x00", "\x01\x00\x00\x00", "\xff\xff\xff\xff", "\x02\x00\x00\x00", "b3\x00", "traceparent\x00", ":authority\x00", "x-envoy-peer-metadata\x00", "a\x00", "\x00"],
+  otlp: ["\x0a", "\x08", "\x12", "\x0b", "\x21", "\x2d", "\x80", "\xff\xff\xff\xff\x0f", "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", "\x00", ":", "?", "[::1]:", "\ud800", "\udc00"],
 };
 
 const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x0a, 0x22, 0x27, 0x2c, 0x2d, 0x2e, 0x3a, 0x3b, 0x3d, 0x5b, 0x5c, 0x5d, 0x7b, 0x7d];

@@ -1,12 +1,14 @@
 // The `tracing` part of the configuration. Trace context (request ids, W3C and B3 headers,
-// sampling) is on by default; spans are reported only when a Zipkin collector is configured.
+// sampling) is on by default; spans are reported only when a Zipkin or an OTLP collector (or
+// both) is configured.
 //   tracing: {
 //     enabled: true,                          // false turns trace context off entirely
 //     random_sampling_percentage: 1.0,        // Istio's randomSamplingPercentage, 0-100
 //     read_formats: ["w3c", "b3", "b3multi"], // precedence order ("b3" is the single header)
 //     write_formats: ["w3c", "b3multi"],      // written to the next hop, consistently
 //     tracestate_key: "mtw",
-//     zipkin: { cluster, path: "/api/v2/spans", authority: <cluster>, timeout: "2s" },
+//     zipkin: { cluster, path: "/api/v2/spans", authority: <cluster>, timeout: "2s", headers: {name: value} },
+//     otlp: { cluster, path: "/v1/traces", authority: <cluster>, timeout: "2s", headers: {name: value} },
 //     flush_interval: "1s", max_batch_spans: 100, max_buffered_spans: 1000,
 //     custom_tags: { <tag>: {literal: {value}} | {header: {name, default_value}}
 //                         | {environment: {name, default_value}} | {metadata: {key, default_value}} },
@@ -33,6 +35,23 @@ export class CustomTag {
   ) {}
 }
 
+/** Where one span format goes: an Envoy cluster of the collector, and the request to it. */
+export class CollectorConfig {
+  /** "" = this format is not exported. */
+  cluster: string = "";
+  authority: string = "";
+  timeoutMs: u32 = 2000;
+  /** Extra request headers (e.g. a tenant or an API key), lowercase names. */
+  headerNames: string[] = [];
+  headerValues: string[] = [];
+
+  constructor(public path: string) {}
+
+  isOn(): bool {
+    return this.cluster.length > 0;
+  }
+}
+
 export class TracingConfig {
   enabled: bool = true;
   samplingPercentage: f64 = 1.0;
@@ -41,11 +60,10 @@ export class TracingConfig {
   writeB3Multi: bool = true;
   writeB3Single: bool = false;
   traceStateKey: string = "mtw";
-  /** Envoy cluster of the Zipkin collector; "" = do not report spans. */
-  zipkinCluster: string = "";
-  zipkinPath: string = "/api/v2/spans";
-  zipkinAuthority: string = "";
-  zipkinTimeoutMs: u32 = 2000;
+  /** Zipkin v2 JSON (POST a JSON array). */
+  zipkin: CollectorConfig = new CollectorConfig("/api/v2/spans");
+  /** OTLP/HTTP with protobuf encoding. */
+  otlp: CollectorConfig = new CollectorConfig("/v1/traces");
   flushIntervalMs: u32 = 1000;
   maxBatchSpans: i32 = 100;
   maxBufferedSpans: i32 = 1000;
@@ -124,7 +142,9 @@ export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null 
       }
       if (err === null) t.traceStateKey = item.stringValue;
     } else if (key == "zipkin") {
-      err = parseZipkin(item, t);
+      err = parseCollector(field, item, t.zipkin);
+    } else if (key == "otlp") {
+      err = parseCollector(field, item, t.otlp);
     } else if (key == "flush_interval") {
       err = durationIn(field, item, 10, 60000, ms);
       if (err === null) t.flushIntervalMs = <u32>ms[0];
@@ -147,32 +167,77 @@ export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null 
   return null;
 }
 
-function parseZipkin(v: JsonValue, t: TracingConfig): FieldError | null {
-  const e = expect("tracing.zipkin", v, JsonKind.Object, "an object");
+// Headers the plugin sets itself, or Envoy derives: not overridable.
+const RESERVED_HEADERS = ["content-type", "content-length", "host", "transfer-encoding", "connection", "te"];
+
+function parseCollector(at: string, v: JsonValue, c: CollectorConfig): FieldError | null {
+  const e = expect(at, v, JsonKind.Object, "an object");
   if (e !== null) return e;
   const ms = new StaticArray<f64>(1);
   for (let i = 0; i < v.keys.length; i++) {
     const key = v.keys[i];
     const item = v.items[i];
-    const field = "tracing.zipkin." + key;
+    const field = at + "." + key;
+    let err: FieldError | null = null;
     if (key == "timeout") {
-      const err = durationIn(field, item, 10, 60000, ms);
+      err = durationIn(field, item, 10, 60000, ms);
+      if (err === null) c.timeoutMs = <u32>ms[0];
+    } else if (key == "headers") {
+      err = parseHeaders(field, item, c);
+    } else {
+      err = expect(field, item, JsonKind.String, "a string");
       if (err !== null) return err;
-      t.zipkinTimeoutMs = <u32>ms[0];
-      continue;
+      if (key == "cluster") c.cluster = item.stringValue;
+      else if (key == "path") {
+        if (!item.stringValue.startsWith("/")) return new FieldError(field, item, "expected a path starting with /");
+        c.path = item.stringValue;
+      } else if (key == "authority") c.authority = item.stringValue;
+      else err = new FieldError(field, item, "unknown field");
     }
-    const err = expect(field, item, JsonKind.String, "a string");
     if (err !== null) return err;
-    if (key == "cluster") t.zipkinCluster = item.stringValue;
-    else if (key == "path") {
-      if (!item.stringValue.startsWith("/")) return new FieldError(field, item, "expected a path starting with /");
-      t.zipkinPath = item.stringValue;
-    } else if (key == "authority") t.zipkinAuthority = item.stringValue;
-    else return new FieldError(field, item, "unknown field");
   }
-  if (t.zipkinCluster.length == 0) return new FieldError("tracing.zipkin.cluster", v, "missing");
-  if (t.zipkinAuthority.length == 0) t.zipkinAuthority = t.zipkinCluster;
+  if (c.cluster.length == 0) return new FieldError(at + ".cluster", v, "missing");
+  if (c.authority.length == 0) c.authority = c.cluster;
   return null;
+}
+
+function parseHeaders(at: string, v: JsonValue, c: CollectorConfig): FieldError | null {
+  const e = expect(at, v, JsonKind.Object, "an object of header name: value");
+  if (e !== null) return e;
+  for (let i = 0; i < v.keys.length; i++) {
+    const name = asciiLower(v.keys[i]);
+    const item = v.items[i];
+    const field = at + "." + v.keys[i];
+    if (!isHeaderName(name)) return new FieldError(field, item, "not a valid HTTP header name");
+    if (RESERVED_HEADERS.includes(name)) return new FieldError(field, item, "set by the plugin or Envoy, not configurable");
+    if (c.headerNames.includes(name)) return new FieldError(field, item, "given twice");
+    const me = expect(field, item, JsonKind.String, "a string");
+    if (me !== null) return me;
+    if (!isHeaderValue(item.stringValue)) return new FieldError(field, item, "control characters are not allowed in a header value");
+    c.headerNames.push(name);
+    c.headerValues.push(item.stringValue);
+  }
+  return null;
+}
+
+// An RFC 9110 token: no pseudo-headers, separators, spaces or non-ASCII.
+function isHeaderName(s: string): bool {
+  if (s.length == 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
+    if (!alnum && "!#$%&'*+-.^_`|~".indexOf(String.fromCharCode(c)) < 0) return false;
+  }
+  return true;
+}
+
+// Visible characters, spaces and tabs (obs-text included); no CR, LF, NUL or other controls.
+function isHeaderValue(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c != 0x09) || c == 0x7f || c > 0xff) return false;
+  }
+  return true;
 }
 
 function parseCustomTags(v: JsonValue, out: CustomTag[]): FieldError | null {

@@ -1,93 +1,69 @@
-// Batches finished spans in the VM and sends them to the Zipkin collector with proxy_http_call
-// (POST <path>, a JSON array), when a batch fills and on the root's timer. Bounded: past
-// max_buffered_spans new spans are dropped and counted; a failed or slow collector costs at
-// most MAX_IN_FLIGHT outstanding calls and never touches request traffic.
-import { BaseContext, Context, HeaderPair, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
-import { defineMetric, getHeader, incrementMetric, MapType, MetricType, setEffectiveContext } from "../sdk/host";
+// Batches finished spans in the VM, one queue whatever the number of formats, and hands each
+// batch to every configured exporter (Zipkin JSON, OTLP protobuf), when a batch fills and on
+// the root's timer. Bounded: past max_buffered_spans new spans are dropped and counted by each
+// exporter.
+import { RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
+import { setEffectiveContext } from "../sdk/host";
 import { TracingConfig } from "../config/tracing";
+import { Span } from "../trace/span";
+import { spanJson } from "../trace/zipkin";
 import { joinStrings } from "../text/join";
+import { SpanExporter } from "./exporter";
+import { OtlpExporter } from "./otlp-exporter";
+import { LocalIdentity } from "./identity";
 
-const MAX_IN_FLIGHT = 4;
-const STATUS = String.UTF8.encode(":status");
-
-// The origin "context" of one collector call: it carries the batch size to the callback (the
-// SDK passes only the origin context). It borrows the root's id, so the SDK's switch of the
-// effective context before the callback lands on the root.
-class SpanBatch extends BaseContext {
-  constructor(
-    root_id: u32,
-    readonly reporter: SpanReporter,
-    readonly count: i32,
-  ) {
-    super(root_id);
+// POST <path> with a JSON array of Zipkin v2 spans.
+class ZipkinExporter extends SpanExporter {
+  constructor(root: RootContext, c: TracingConfig) {
+    super(root, c.zipkin, "application/json", "mesh_telemetry_spans_reported_total", "mesh_telemetry_spans_dropped_total");
   }
-}
 
-function onCollectorResponse(origin: BaseContext, headers: u32, _body_size: usize, _trailers: u32): void {
-  const batch = changetype<SpanBatch>(origin);
-  let ok = false;
-  if (headers > 0) {
-    const status = getHeader(MapType.HttpCallResponseHeaders, STATUS);
-    ok = status !== null && String.UTF8.decode(status).startsWith("2");
+  encode(spans: Span[], count: i32): ArrayBuffer {
+    const json = new Array<string>(count);
+    for (let i = 0; i < count; i++) json[i] = spanJson(spans[i]);
+    return String.UTF8.encode("[" + joinStrings(json, ",") + "]");
   }
-  batch.reporter.completed(batch.count, ok);
 }
 
 export class SpanReporter {
-  private buffer: string[] = [];
-  private inFlight: i32 = 0;
-  private reportedId: i64 = defineMetric(MetricType.Counter, "mesh_telemetry_spans_reported_total");
-  private droppedId: i64 = defineMetric(MetricType.Counter, "mesh_telemetry_spans_dropped_total");
+  private buffer: Span[] = [];
+  private exporters: SpanExporter[] = [];
 
   constructor(
     readonly root: RootContext,
     readonly config: TracingConfig,
-  ) {}
+    local: LocalIdentity,
+  ) {
+    if (config.zipkin.isOn()) this.exporters.push(new ZipkinExporter(root, config));
+    if (config.otlp.isOn()) this.exporters.push(new OtlpExporter(root, config, local));
+  }
 
-  /** Queues one span (Zipkin JSON); sends a batch when one is full. */
-  add(spanJson: string, currentContextId: u32): void {
+  /** Queues one finished span; sends a batch when one is full. */
+  add(span: Span, currentContextId: u32): void {
     if (this.buffer.length >= this.config.maxBufferedSpans) {
-      count(this.droppedId, 1);
+      for (let i = 0; i < this.exporters.length; i++) this.exporters[i].dropped(1);
       return;
     }
-    this.buffer.push(spanJson);
+    this.buffer.push(span);
     if (this.buffer.length >= this.config.maxBatchSpans) {
       this.flush();
       setEffectiveContext(currentContextId);
     }
   }
 
-  /** Sends up to one batch. Leaves the effective context on the root. */
+  /**
+   * Sends up to one batch to every exporter. Waits (the buffer bounds the wait) while all of
+   * them are busy; a busy one among free ones drops the batch for its format only. Leaves the
+   * effective context on the root.
+   */
   flush(): void {
-    if (this.buffer.length == 0 || this.inFlight >= MAX_IN_FLIGHT) return;
+    if (this.buffer.length == 0) return;
+    let busy = 0;
+    for (let i = 0; i < this.exporters.length; i++) if (this.exporters[i].isBusy()) busy++;
+    if (busy == this.exporters.length) return;
     const n = min(this.buffer.length, this.config.maxBatchSpans);
-    const body = "[" + joinStrings(this.buffer.slice(0, n), ",") + "]";
+    const batch = this.buffer.slice(0, n);
     this.buffer = this.buffer.slice(n);
-    const c = this.config;
-    const headers: HeaderPair[] = [
-      pair(":method", "POST"),
-      pair(":path", c.zipkinPath),
-      pair(":authority", c.zipkinAuthority),
-      pair("content-type", "application/json"),
-    ];
-    // The call belongs to the root context, not to the stream that happens to be logging.
-    setEffectiveContext(this.root.context_id);
-    const batch = new SpanBatch(this.root.context_id, this, n);
-    const status = this.root.httpCall(c.zipkinCluster, headers, String.UTF8.encode(body), [], c.zipkinTimeoutMs, batch, onCollectorResponse);
-    if (status == 0) this.inFlight++;
-    else count(this.droppedId, n);
+    for (let i = 0; i < this.exporters.length; i++) this.exporters[i].send(batch, n);
   }
-
-  completed(n: i32, ok: bool): void {
-    this.inFlight--;
-    count(ok ? this.reportedId : this.droppedId, n);
-  }
-}
-
-function pair(key: string, value: string): HeaderPair {
-  return new HeaderPair(String.UTF8.encode(key), String.UTF8.encode(value));
-}
-
-function count(id: i64, n: i32): void {
-  if (id >= 0 && n > 0) incrementMetric(<u32>id, n);
 }

@@ -28,7 +28,7 @@ import { HTTP_LABEL_COUNT, Label, TCP_LABEL_COUNT, UNKNOWN } from "../stats/labe
 import { SeriesCache, SeriesKey } from "../stats/registry";
 import { responseFlagsString } from "../stats/flags";
 import { SplitMix64 } from "../trace/context";
-import { Span, SpanKind, spanJson } from "../trace/zipkin";
+import { Span, SpanKind } from "../trace/span";
 import { At, AttributeReader, LogAttributes } from "./attributes";
 import { SlotKind } from "../expr/values";
 import { REQUEST_HEADERS, RESPONSE_HEADERS } from "./headers";
@@ -187,7 +187,8 @@ export class Telemetry {
       settings.invalidCounterId = defineMetric(MetricType.Counter, "mesh_telemetry_trace_headers_invalid_total");
     }
     this.tracing = settings;
-    this.spans = settings !== null && tracing.zipkinCluster.length > 0 ? new SpanReporter(root, tracing) : null;
+    const exports = tracing.zipkin.isOn() || tracing.otlp.isOn();
+    this.spans = settings !== null && exports ? new SpanReporter(root, tracing, local) : null;
     this.invalidPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_invalid_total");
     this.untrustedPeerMetadataId = defineMetric(MetricType.Counter, "mesh_telemetry_peer_metadata_untrusted_total");
 
@@ -748,8 +749,12 @@ export class Telemetry {
     const authority = info.authority;
     const queryAt = path.indexOf("?");
     s.name = authority + (queryAt >= 0 ? path.substring(0, queryAt) : path);
-    s.timestampUs = <u64>getPropertyI64(P.REQUEST_TIME, 0) / 1000;
-    s.durationUs = <u64>durationNs / 1000;
+    s.startNs = <u64>getPropertyI64(P.REQUEST_TIME, 0);
+    s.durationNs = <u64>durationNs;
+    s.traceState = t.traceState;
+    s.method = info.method;
+    s.path = path;
+    s.authority = authority;
     s.serviceName = serviceName(local.canonicalService.length > 0 ? local.canonicalService : local.workloadName, local.namespace);
     const peer = getPropertyString(role == Role.Inbound ? P.SOURCE_ADDRESS : P.UPSTREAM_ADDRESS);
     if (peer !== null) {
@@ -758,6 +763,7 @@ export class Telemetry {
       if (colon > 0) s.remotePort = portOf(peer, colon + 1);
     }
     const code = v[Label.ResponseCode];
+    s.statusCode = p.code;
     s.tag("istio.canonical_service", v[role == Role.Outbound ? Label.SourceCanonicalService : Label.DestinationCanonicalService]);
     s.tag("istio.canonical_revision", v[role == Role.Outbound ? Label.SourceCanonicalRevision : Label.DestinationCanonicalRevision]);
     s.tag("istio.namespace", local.namespace.length > 0 ? local.namespace : "unknown");
@@ -780,7 +786,7 @@ export class Telemetry {
     s.tag("component", "proxy");
     if (code.length == 3 && code.charCodeAt(0) == 0x35) s.tag("error", "true");
     this.addCustomTags(s);
-    spans.add(spanJson(s), info.contextId);
+    spans.add(s, info.contextId);
   }
 
   private addCustomTags(s: Span): void {

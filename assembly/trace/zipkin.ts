@@ -2,38 +2,7 @@
 // these). Pure string building, so it is unit tested without a proxy.
 import { u128ToHex, u64ToHex } from "./hex";
 import { joinStrings } from "../text/join";
-
-export const enum SpanKind {
-  Client,
-  Server,
-}
-
-export class Span {
-  traceIdHigh: u64 = 0;
-  traceIdLow: u64 = 0;
-  /** Emit a 64-bit trace id (the trace arrived as a 16-hex B3 id). */
-  traceId64: bool = false;
-  id: u64 = 0;
-  /** 0 for a root span. */
-  parentId: u64 = 0;
-  kind: SpanKind = SpanKind.Server;
-  name: string = "";
-  /** Microseconds since the epoch, and microseconds. */
-  timestampUs: u64 = 0;
-  durationUs: u64 = 0;
-  serviceName: string = "";
-  localIpv4: string = "";
-  remoteIpv4: string = "";
-  remotePort: i32 = 0;
-  debug: bool = false;
-  tagKeys: string[] = [];
-  tagValues: string[] = [];
-
-  tag(key: string, value: string): void {
-    this.tagKeys.push(key);
-    this.tagValues.push(value);
-  }
-}
+import { Span, SpanKind } from "./span";
 
 /** One span as a Zipkin v2 JSON object. */
 export function spanJson(s: Span): string {
@@ -43,7 +12,7 @@ export function spanJson(s: Span): string {
   if (s.parentId != 0) parts.push(',"parentId":"' + u64ToHex(s.parentId) + '"');
   parts.push(',"kind":"' + (s.kind == SpanKind.Client ? "CLIENT" : "SERVER") + '"');
   parts.push(',"name":' + jsonString(s.name));
-  parts.push(',"timestamp":' + s.timestampUs.toString() + ',"duration":' + max<u64>(s.durationUs, 1).toString());
+  parts.push(',"timestamp":' + (s.startNs / 1000).toString() + ',"duration":' + max<u64>(s.durationNs / 1000, 1).toString());
   parts.push(',"localEndpoint":{"serviceName":' + jsonString(s.serviceName));
   if (s.localIpv4.length > 0) parts.push(',"ipv4":' + jsonString(s.localIpv4));
   parts.push("}");

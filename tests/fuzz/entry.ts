@@ -21,6 +21,8 @@ import {
 } from "../../assembly/trace/context";
 import { encodeTags, sanitizeLabelValue } from "../../assembly/stats/names";
 import { pickHeaders } from "../../assembly/sdk/headers";
+import { encodeTraceRequest, OtlpResource, rejectedSpans } from "../../assembly/trace/otlp";
+import { Span } from "../../assembly/trace/span";
 
 let inputBytes = new Uint8Array(0);
 let outcome = new ArrayBuffer(0);
@@ -209,10 +211,15 @@ export function fuzz_peer(): i32 {
       const w = workloadFromStruct(s);
       const id = field(f, 1);
       if (id.length > 0) {
-        PEERS.put(id, f[0], w);
-        const cacheable = id.length <= MAX_CACHED_ID_LENGTH && f[0].length <= MAX_CACHED_METADATA_LENGTH;
-        if (cacheable && PEERS.get(id, f[0]) === null) return fail("a peer just cached is missing");
-        if (PEERS.get(id, f[0] + "x") !== null) return fail("a different claim was answered from the cache");
+        // The cache keys on the header bytes, as the plugin reads them.
+        const idBytes = String.UTF8.encode(id);
+        const claim = String.UTF8.encode(f[0]);
+        const other = String.UTF8.encode(f[0] + "x");
+        const idPtr = changetype<usize>(idBytes);
+        PEERS.put(idPtr, idBytes.byteLength, changetype<usize>(claim), claim.byteLength, w);
+        const cacheable = idBytes.byteLength <= MAX_CACHED_ID_LENGTH && claim.byteLength <= MAX_CACHED_METADATA_LENGTH;
+        if (cacheable && PEERS.lookup(idPtr, idBytes.byteLength, changetype<usize>(claim), claim.byteLength) === null) return fail("a peer just cached is missing");
+        if (PEERS.lookup(idPtr, idBytes.byteLength, changetype<usize>(other), other.byteLength) !== null) return fail("a different claim was answered from the cache");
       }
     }
   }
@@ -312,4 +319,37 @@ export function fuzz_headers(): i32 {
   // Every value byte came from the input (a repeated key adds one separator per repeat).
   if (total > inputBytes.length * 2) return fail("more value text than input: " + total.toString());
   return ok("found " + String.fromCharCode(0x61 + found));
+}
+
+/**
+ * OTLP: the input as a collector's answer (untrusted bytes the plugin reads for partial
+ * success), then as the strings of a span; the encoded request's outer length covers exactly
+ * the rest of the buffer.
+ */
+export function fuzz_otlp(): i32 {
+  const rejected = rejectedSpans(inputBytes.buffer);
+  if (rejected < -1) return fail("rejected spans below -1");
+  const f = fields();
+  const s = new Span();
+  s.name = field(f, 0);
+  s.path = field(f, 1);
+  s.authority = field(f, 2);
+  s.traceState = field(f, 3);
+  s.method = field(f, 4);
+  s.remoteIpv4 = field(f, 5);
+  s.tag(field(f, 6), field(f, 7));
+  s.statusCode = inputBytes.length > 0 ? <i32>inputBytes[0] * 3 : 0;
+  s.parentId = <u64>inputBytes.length;
+  const out = encodeTraceRequest(new OtlpResource(field(f, 8), field(f, 9)), [s, s], 2);
+  const p = changetype<usize>(out);
+  let length: u64 = 0;
+  let at = 1;
+  for (let shift: u64 = 0; at < out.byteLength; shift += 7) {
+    const b = load<u8>(p + <usize>at);
+    at++;
+    length |= <u64>(b & 0x7f) << shift;
+    if (b < 0x80) break;
+  }
+  if (load<u8>(p) != 0x0a || length != <u64>(out.byteLength - at)) return fail("outer length does not cover the request");
+  return ok(rejected < 0 ? "garbage" : rejected == 0 ? "accepted" : "partial");
 }

@@ -116,3 +116,11 @@ writeFileSync(`${headersDir}/empty-values`, pairs([["a", ""], ["b3", ""], ["", "
 const lying = pairs([["traceparent", "x"]]); lying.writeUInt32LE(1000, 8); writeFileSync(`${headersDir}/length-past-end`, lying);
 const count = pairs([["a", "b"]]); count.writeUInt32LE(0x7fffffff, 0); writeFileSync(`${headersDir}/count-huge`, count);
 writeFileSync(`${headersDir}/truncated`, pairs([["x-request-id", "abc"]]).subarray(0, 14));
+
+// otlp: collector answers (ExportTraceServiceResponse) and span strings split at NUL
+put("otlp", "empty", "");
+put("otlp", "partial-success", Buffer.from("0a05080112017a", "hex"));
+put("otlp", "unknown-fields", Buffer.from("1801210000000000000000" + "2d00000000" + "3200" + "0a0308ac02", "hex"));
+put("otlp", "json-answer", '{"partialSuccess":{}}');
+put("otlp", "span-strings", ["reviews:9080/reviews/0", "/reviews/0?x=1", "reviews:9080", "mtw=1,congo=t61rcWkgMzE", "GET", "10.0.0.7", "istio.namespace", "default", "reviews", "bookinfo"].join("\0"));
+put("otlp", "surrogates", ["a\ud800b", "/\ud83d\ude00", "[::1]:80", "", "\udc00"].join("\0"));

@@ -3,73 +3,21 @@
 // per proxy hop, the right parent/child tree, span kinds, service names, tags and nested times.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
-import { eventually, httpRequest, staticCluster, type Upstream } from "../../tools/harness/envoy.ts";
-import { startSidecar, type Sidecar, type Workload } from "../../tools/harness/sidecars.ts";
+import { eventually, httpRequest, staticCluster } from "../../tools/harness/envoy.ts";
+import { startTracedChain, type TracedChain } from "../../tools/harness/chain.ts";
 import { startZipkin, type Zipkin, type ZipkinSpan } from "../../tools/harness/zipkin.ts";
 
-const TRACE_HEADERS = ["x-request-id", "traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
-
-const gatewayWl: Workload = { workload: "istio-ingressgateway", namespace: "istio-system", app: "istio-ingressgateway", version: "v1" };
-const productpageWl: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
-const reviewsWl: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
-const ratingsWl: Workload = { workload: "ratings-v1", namespace: "default", app: "ratings", version: "v1" };
-
 let zipkin: Zipkin;
-const sidecars: Sidecar[] = [];
-const apps: Upstream[] = [];
-let gateway: Sidecar;
-let productpage: Sidecar;
-let forwardHeaders = true;
-
-/** An app that answers `/`, calling `calls` (ports of its sidecar's outbound listeners) first. */
-async function startApp(calls: () => number[]): Promise<Upstream> {
-  const server = http.createServer(async (req, res) => {
-    const forwarded: Record<string, string> = {};
-    if (forwardHeaders) {
-      for (const h of TRACE_HEADERS) if (typeof req.headers[h] === "string") forwarded[h] = req.headers[h] as string;
-    }
-    for (const port of calls()) await httpRequest(`http://127.0.0.1:${port}/`, { headers: forwarded });
-    res.writeHead(200, { "content-type": "text/plain" });
-    res.end("ok\n");
-  });
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const port = (server.address() as { port: number }).port;
-  const app = { port, requests: [], close: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }) };
-  apps.push(app);
-  return app;
-}
+let chain: TracedChain;
 
 before(async () => {
   zipkin = await startZipkin();
-  const zipkinCluster = staticCluster("zipkin", zipkin.port);
   const plugin = { config: { tracing: { random_sampling_percentage: 100, zipkin: { cluster: "zipkin" }, flush_interval: "200ms", custom_tags: { team: { literal: { value: "bookinfo" } }, user: { header: { name: "X-User", default_value: "anonymous" } } } } } };
-  const leaf = await startApp(() => []);
-  const reviews = await startSidecar({ workload: reviewsWl, appPort: leaf.port, plugin, clusters: [zipkinCluster] });
-  const ratings = await startSidecar({ workload: ratingsWl, appPort: leaf.port, plugin, clusters: [zipkinCluster] });
-  const productApp = await startApp(() => [productpage.outboundPorts.reviews, productpage.outboundPorts.ratings]);
-  productpage = await startSidecar({
-    workload: productpageWl,
-    appPort: productApp.port,
-    outbound: [
-      { service: { name: "reviews", namespace: "default" }, port: reviews.inboundPort },
-      { service: { name: "ratings", namespace: "default" }, port: ratings.inboundPort },
-    ],
-    plugin,
-    clusters: [zipkinCluster],
-  });
-  gateway = await startSidecar({
-    workload: gatewayWl,
-    outbound: [{ service: { name: "productpage", namespace: "default" }, port: productpage.inboundPort }],
-    plugin,
-    clusters: [zipkinCluster],
-  });
-  sidecars.push(reviews, ratings, productpage, gateway);
+  chain = await startTracedChain(plugin, [staticCluster("zipkin", zipkin.port)]);
 });
 
 after(async () => {
-  for (const s of sidecars) await s.envoy.stop();
-  for (const a of apps) await a.close();
+  await chain?.stop();
   await zipkin?.stop();
 });
 
@@ -86,7 +34,7 @@ async function traceOf(requestId: string, spans: number): Promise<ZipkinSpan[]> 
 
 test("one connected trace across all hops: client and server span per proxy, right tree and tags", async () => {
   const requestId = "11111111-2222-4333-8444-555555555555";
-  const res = await httpRequest(`http://127.0.0.1:${gateway.outboundPorts.productpage}/productpage`, { headers: { "x-request-id": requestId, "x-user": "jason" } });
+  const res = await httpRequest(`${chain.url}/productpage`, { headers: { "x-request-id": requestId, "x-user": "jason" } });
   assert.equal(res.status, 200);
   const spans = await traceOf(requestId, 6);
   assert.equal(spans.length, 6, JSON.stringify(spans, null, 1));
@@ -137,10 +85,10 @@ test("one connected trace across all hops: client and server span per proxy, rig
 });
 
 test("without header forwarding by the app, each hop from the app starts its own trace (documented)", async () => {
-  forwardHeaders = false;
+  chain.forwardHeaders = false;
   try {
     const requestId = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
-    assert.equal((await httpRequest(`http://127.0.0.1:${gateway.outboundPorts.productpage}/`, { headers: { "x-request-id": requestId } })).status, 200);
+    assert.equal((await httpRequest(`${chain.url}/`, { headers: { "x-request-id": requestId } })).status, 200);
     const first = await traceOf(requestId, 2);
     assert.equal(first.length, 2, "gateway client span and productpage server span share the trace");
     // productpage's calls carry no context: new request ids and new traces, one per call.
@@ -152,6 +100,6 @@ test("without header forwarding by the app, each hop from the app starts its own
     assert.deepEqual(t.map((s) => s.kind).sort(), ["CLIENT", "SERVER"]);
     assert.ok(t.some((s) => !s.parentId), "a new root at productpage's outbound sidecar");
   } finally {
-    forwardHeaders = true;
+    chain.forwardHeaders = true;
   }
 });

@@ -137,7 +137,7 @@ describe("tracing", () => {
     const t = parseConfig("{}").config!.tracing;
     expect(t.enabled).toBe(true);
     expect(t.samplingPercentage).toBe(1.0);
-    expect(t.zipkinCluster).toBe("");
+    expect(t.zipkin.cluster).toBe("");
     expect(t.writeW3c && t.writeB3Multi && !t.writeB3Single).toBe(true);
   });
 
@@ -148,14 +148,68 @@ describe("tracing", () => {
     expect(r.error).toBe("");
     const t = r.config!.tracing;
     expect(t.samplingPercentage).toBe(12.5);
-    expect(t.zipkinCluster).toBe("zipkin");
-    expect(t.zipkinAuthority).toBe("zipkin");
-    expect(t.zipkinTimeoutMs).toBe(500);
+    expect(t.zipkin.cluster).toBe("zipkin");
+    expect(t.zipkin.authority).toBe("zipkin");
+    expect(t.zipkin.timeoutMs).toBe(500);
     expect(t.writeB3Single && !t.writeW3c && !t.writeB3Multi).toBe(true);
     expect(t.readFormats.length).toBe(2);
     expect(t.flushIntervalMs).toBe(2000);
     expect(t.customTags[0].source).toBe("x-user");
     expect(t.customTags[0].defaultValue).toBe("anon");
+  });
+
+  it("reads the OTLP collector beside Zipkin, with defaults and extra headers", () => {
+    const r = parseConfig('{"tracing": {"zipkin": {"cluster": "zipkin"}, "otlp": {"cluster": "jaeger", "headers": {"X-Scope-OrgID": "tenant-1"}}}}');
+    expect(r.error).toBe("");
+    const t = r.config!.tracing;
+    expect(t.zipkin.cluster).toBe("zipkin");
+    expect(t.otlp.cluster).toBe("jaeger");
+    expect(t.otlp.path).toBe("/v1/traces");
+    expect(t.otlp.authority).toBe("jaeger");
+    expect(t.otlp.timeoutMs).toBe(2000);
+    expect(t.otlp.headerNames[0]).toBe("x-scope-orgid");
+    expect(t.otlp.headerValues[0]).toBe("tenant-1");
+    const full = parseConfig('{"tracing": {"otlp": {"cluster": "c", "path": "/otlp/v1/traces", "authority": "tempo:4318", "timeout": "750ms"}}}').config!.tracing;
+    expect(full.otlp.path).toBe("/otlp/v1/traces");
+    expect(full.otlp.authority).toBe("tempo:4318");
+    expect(full.otlp.timeoutMs).toBe(750);
+    expect(parseConfig("{}").config!.tracing.otlp.cluster).toBe("");
+    const zipkin = parseConfig('{"tracing": {"zipkin": {"cluster": "z", "headers": {"Authorization": "Bearer x"}}}}').config!.tracing.zipkin;
+    expect(zipkin.headerNames[0]).toBe("authorization");
+    expect(zipkin.path).toBe("/api/v2/spans");
+  });
+
+  it("refuses a bad collector section naming the field", () => {
+    expect(refusal('{"tracing": {"otlp": {"path": "/v1/traces"}}}')).toBe("field 'tracing.otlp.cluster' (offset 21): missing");
+    expect(refusal('{"tracing": {"otlp": []}}')).toBe("field 'tracing.otlp' (offset 21): expected an object, got array");
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "path": "v1/traces"}}}')).toBe(
+      "field 'tracing.otlp.path' (offset 46): expected a path starting with /",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "timeout": "2 weeks"}}}')).toBe(
+      "field 'tracing.otlp.timeout' (offset 49): expected a duration such as \"1s\" or \"500ms\", within limits",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": 7}}}')).toBe("field 'tracing.otlp.cluster' (offset 33): expected a string, got number");
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "compression": "gzip"}}}')).toBe(
+      "field 'tracing.otlp.compression' (offset 53): unknown field",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"bad name": "x"}}}}')).toBe(
+      "field 'tracing.otlp.headers.bad name' (offset 62): not a valid HTTP header name",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {":path": "/x"}}}}')).toBe(
+      "field 'tracing.otlp.headers.:path' (offset 59): not a valid HTTP header name",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"Content-Type": "application/json"}}}}')).toBe(
+      "field 'tracing.otlp.headers.Content-Type' (offset 66): set by the plugin or Envoy, not configurable",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"x-key": "a\\r\\nb"}}}}')).toBe(
+      "field 'tracing.otlp.headers.x-key' (offset 59): control characters are not allowed in a header value",
+    );
+    expect(refusal('{"tracing": {"zipkin": {"cluster": "c", "headers": {"Host": "x"}}}}')).toBe(
+      "field 'tracing.zipkin.headers.Host' (offset 60): set by the plugin or Envoy, not configurable",
+    );
+    expect(refusal('{"tracing": {"otlp": {"cluster": "c", "headers": {"x-key": 1}}}}')).toBe(
+      "field 'tracing.otlp.headers.x-key' (offset 59): expected a string, got number",
+    );
   });
 
   it("refuses bad tracing configuration naming the field", () => {

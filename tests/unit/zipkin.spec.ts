@@ -1,4 +1,5 @@
-import { jsonString, Span, SpanKind, spanJson } from "../../assembly/trace/zipkin";
+import { jsonString, spanJson } from "../../assembly/trace/zipkin";
+import { Span, SpanKind } from "../../assembly/trace/span";
 
 describe("Zipkin v2 JSON", () => {
   it("writes a span with ids, kind, endpoints and tags", () => {
@@ -9,8 +10,8 @@ describe("Zipkin v2 JSON", () => {
     s.parentId = 0x00f067aa0ba902b7;
     s.kind = SpanKind.Client;
     s.name = "reviews:9080/reviews/0";
-    s.timestampUs = 1700000000000000;
-    s.durationUs = 1234;
+    s.startNs = 1700000000000000000;
+    s.durationNs = 1234000;
     s.serviceName = "productpage.default";
     s.remoteIpv4 = "10.0.0.7";
     s.remotePort = 9080;

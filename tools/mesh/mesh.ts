@@ -28,6 +28,8 @@ import { isRoot, processStartTime, run, setMarker, stepper, which, type Step } f
 import { APP_PORT, bookinfo, type PodDef, type Topology } from "./topology.ts";
 import { driveTraffic, type TrafficResult } from "./traffic.ts";
 import { startZipkin } from "../harness/zipkin.ts";
+import type { Jaeger } from "../harness/jaeger.ts";
+import { demoTracing, startDemoJaeger } from "./jaeger.ts";
 
 export const ZIPKIN_COLLECTOR_PORT = 9411;
 
@@ -72,6 +74,8 @@ export class Mesh {
   pods: PodRuntime[] = [];
   prometheus?: PrometheusServer;
   zipkin?: Zipkin;
+  /** Instead of Zipkin with DEMO_TRACING=jaeger (tools/mesh/jaeger.ts). */
+  jaeger?: Jaeger;
   zipkinError?: string;
   plugin?: PluginDelivery;
   gatewayUrl = "";
@@ -178,6 +182,12 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
 /** Starts Zipkin in the background (it takes a while); the mesh waits for it at the end. */
 function zipkinInBackground(mesh: Mesh, uiPort: number | undefined, collector?: { ip: string; port: number }): Promise<void> {
   if (mesh.opts.zipkin === false) return Promise.resolve();
+  if (demoTracing() === "jaeger") {
+    return startDemoJaeger(collector ?? { ip: "127.0.0.1", port: uiPort! }).then((j) => {
+      mesh.jaeger = j;
+      mesh.onDown("Jaeger", () => j.stop());
+    }, (err) => void (mesh.zipkinError = (err as Error).message.split("\n")[0]));
+  }
   return startZipkin({ port: uiPort, collector }).then((z) => {
     mesh.zipkin = z;
     mesh.onDown("Zipkin", () => z.stop());
@@ -199,7 +209,7 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
   step(`bridge ${bridgeName(prefix)} ${bridgeIp}/24${hostRules.length ? `; the host's policy drops bridged traffic, so added: iptables ${hostRules.join("; ")}` : ""}`);
 
   const zipkinReady = zipkinInBackground(mesh, undefined, { ip: bridgeIp, port: ZIPKIN_COLLECTOR_PORT });
-  step(`Zipkin starting in the background (collector ${bridgeIp}:${ZIPKIN_COLLECTOR_PORT})`);
+  step(`${demoTracing() === "jaeger" ? "Jaeger" : "Zipkin"} starting in the background (collector ${bridgeIp}:${ZIPKIN_COLLECTOR_PORT})`);
 
   const collector = { cluster: "zipkin", path: "/api/v2/spans", address: `${bridgeIp}:${ZIPKIN_COLLECTOR_PORT}` };
   mesh.plugin = await deliverPlugin(outDir, collector, step);
@@ -288,7 +298,8 @@ async function startScraping(mesh: Mesh): Promise<void> {
 }
 
 function reportZipkin(mesh: Mesh): void {
-  if (mesh.zipkin) mesh.step(`Zipkin ${mesh.zipkin.url} ready`);
+  if (mesh.jaeger) mesh.step(`Jaeger ${mesh.jaeger.url} ready, taking OTLP on the collector address`);
+  else if (mesh.zipkin) mesh.step(`Zipkin ${mesh.zipkin.url} ready`);
   else if (mesh.opts.zipkin !== false) mesh.step(`Zipkin did not start (${mesh.zipkinError}); going on without traces`);
 }
 
@@ -299,7 +310,7 @@ async function startLoopbackMesh(mesh: Mesh): Promise<void> {
 
   const zipkinPort = await freePort();
   const zipkinReady = zipkinInBackground(mesh, zipkinPort);
-  step(`Zipkin starting in the background on 127.0.0.1:${zipkinPort}`);
+  step(`${demoTracing() === "jaeger" ? "Jaeger" : "Zipkin"} starting in the background on 127.0.0.1:${zipkinPort}`);
   const collector = { cluster: "zipkin", path: "/api/v2/spans", address: `127.0.0.1:${zipkinPort}` };
   mesh.plugin = await deliverPlugin(outDir, collector, step);
   const registry = mesh.plugin.registry;

@@ -10,6 +10,7 @@ import { ROOT } from "../harness/envoy.ts";
 import { pushImage, startRegistry, type Registry } from "../harness/registry.ts";
 import { loadWasmPlugin, readWasmPlugins, type LoadedWasmPlugin, type WasmPlugin } from "../harness/wasmplugin.ts";
 import { renderManifests } from "../manifests.ts";
+import { demoExporter } from "./jaeger.ts";
 
 // ---- TRACING HOOK -------------------------------------------------------------------------
 // The plugin does not emit spans yet: assembly/trace/ parses and formats trace context but is
@@ -33,7 +34,7 @@ export interface ZipkinCollector {
 
 export function tracingPluginConfig(collector: ZipkinCollector): Record<string, unknown> | undefined {
   // Every request is traced in the demo, so the slowest trace is always there to show.
-  return { random_sampling_percentage: 100, zipkin: { cluster: collector.cluster, path: collector.path }, flush_interval: "500ms" };
+  return { random_sampling_percentage: 100, ...demoExporter(collector.cluster, collector.path), flush_interval: "500ms" };
 }
 // -------------------------------------------------------------------------------------------
 
