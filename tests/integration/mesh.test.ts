@@ -17,6 +17,9 @@ import { startMesh, type Mesh, type TrafficRun } from "../../tools/mesh/mesh.ts"
 import { podRules } from "../../tools/mesh/pods.ts";
 import { edgeStats, promQuery, traceDuration } from "../../tools/mesh/report.ts";
 import { expectedEdges } from "../../tools/mesh/topology.ts";
+import { spiffeId } from "../../tools/mesh/ca.ts";
+import { REDIS_GET_STARS, REDIS_NIL } from "../../tools/mesh/apps/redis-wire.ts";
+import { peerMetadataBase64 } from "../fixtures/hostile.ts";
 import type { ZipkinSpan } from "../../tools/harness/zipkin.ts";
 
 const LOOPBACK = process.env.MESH_MODE === "loopback";
@@ -119,7 +122,7 @@ test("traffic went through iptables interception into the sidecars, both directi
       continue;
     }
     assert.ok(counter(rules, /-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/) > 0, `${p.def.key}: inbound connections redirected to 15006`);
-    const calls = (p.def.app?.calls.length ?? 0) > 0;
+    const calls = (p.def.app?.calls.length ?? 0) + (p.def.app?.tcpCalls?.length ?? 0) > 0;
     const out = counter(rules, /-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/);
     assert.ok(calls ? out > 0 : out === 0, `${p.def.key}: ${out} outbound connections redirected to 15001`);
   }
@@ -175,4 +178,86 @@ test("one connected trace in Zipkin across gateway, productpage, reviews and rat
   // One client and one server span per sidecar-to-sidecar hop.
   assert.equal(trace.filter((x) => x.kind === "SERVER").length, trace.filter((x) => x.kind === "CLIENT").length);
   assert.ok(traceDuration(trace) > 0);
+});
+
+function principalOf(workload: string): string {
+  const pod = mesh!.topology.pods.find((p) => p.workload.workload === workload)!;
+  return spiffeId(pod.workload.namespace, pod.serviceAccount);
+}
+
+test("every sidecar-to-sidecar hop is mutual TLS: destination reporters say mutual_tls, both reporters name both SPIFFE principals", async (t) => {
+  if (LOOPBACK) return t.skip("MESH_MODE=loopback: the process fallback runs plaintext");
+  const rows = await prom(
+    "sum by (reporter, source_workload, destination_workload, source_principal, destination_principal, connection_security_policy) (istio_requests_total)",
+  );
+  for (const e of expectedEdges(mesh!.topology)) {
+    for (const reporter of ["source", "destination"]) {
+      const series = rows.filter((r) => r.metric.reporter === reporter && r.metric.source_workload === e.source && r.metric.destination_workload === e.destination);
+      assert.deepEqual(series.map((r) => r.metric), [{
+        reporter,
+        source_workload: e.source,
+        destination_workload: e.destination,
+        source_principal: principalOf(e.source),
+        destination_principal: principalOf(e.destination),
+        // Istio: the policy is known on the server side only; the client reports unknown.
+        connection_security_policy: reporter === "destination" ? "mutual_tls" : "unknown",
+      }], `${reporter}: ${e.source} -> ${e.destination}`);
+    }
+  }
+});
+
+test("a TCP service over mutual TLS: ratings -> redis reported by both sidecars with exact byte counts", async (t) => {
+  if (LOOPBACK) return t.skip("MESH_MODE=loopback: the process fallback has no TCP service");
+  // Every ratings request opened one connection, wrote one GET and read one nil reply.
+  const [ratings] = await prom(`sum(istio_requests_total{reporter="destination",destination_workload="ratings-v1"})`);
+  const n = ratings.value;
+  assert.ok(n > 0, "ratings served requests");
+  const want = { opened: n, closed: n, received: n * Buffer.byteLength(REDIS_GET_STARS), sent: n * Buffer.byteLength(REDIS_NIL) };
+  const metric = { opened: "istio_tcp_connections_opened_total", closed: "istio_tcp_connections_closed_total", received: "istio_tcp_received_bytes_total", sent: "istio_tcp_sent_bytes_total" };
+  for (const reporter of ["source", "destination"]) {
+    const got = await eventually(`${reporter} reporter's TCP totals for ${n} connections`, async () => {
+      const out: Record<string, number> = {};
+      for (const [k, name] of Object.entries(metric)) {
+        const [r] = await prom(`sum(${name}{reporter="${reporter}",destination_workload="redis-v1"})`);
+        out[k] = r?.value ?? 0;
+      }
+      return out.closed === n ? out : undefined;
+    }, 20_000);
+    assert.deepEqual(got, want, `${reporter}: exact connection and byte counts`);
+  }
+  const rows = await prom(`sum by (reporter, source_workload, source_principal, destination_workload, destination_principal, destination_service_name, connection_security_policy, request_protocol) (istio_tcp_connections_opened_total)`);
+  const dest = rows.find((r) => r.metric.reporter === "destination")!;
+  assert.equal(dest.metric.connection_security_policy, "mutual_tls");
+  assert.equal(dest.metric.source_principal, principalOf("ratings-v1"), "the client's SPIFFE id from its certificate");
+  assert.equal(dest.metric.destination_principal, principalOf("redis-v1"));
+  assert.equal(dest.metric.destination_workload, "redis-v1");
+  const src = rows.find((r) => r.metric.reporter === "source")!;
+  assert.deepEqual(src.metric, {
+    reporter: "source", source_workload: "ratings-v1", source_principal: principalOf("ratings-v1"),
+    destination_workload: "redis-v1", destination_principal: principalOf("redis-v1"), destination_service_name: "redis",
+    connection_security_policy: "unknown", request_protocol: "tcp",
+  });
+  assert.equal(rows.length, 2, "one TCP series per reporter: no HTTP connection counted as TCP");
+});
+
+test("trust: a plaintext caller forging x-envoy-peer-metadata gets no identity believed (peer_metadata_trust: mtls_only)", async (t) => {
+  if (LOOPBACK) return t.skip("MESH_MODE=loopback: no PERMISSIVE inbound chains");
+  const productpage = mesh!.pod("productpage-v1");
+  const forged = peerMetadataBase64("payments-v1", "prod", "payments");
+  const before = await prom(`sum(mesh_telemetry_peer_metadata_untrusted_total{pod="productpage-v1"})`);
+  const sent = 3;
+  // From the host straight to the pod: iptables hands it to the sidecar's plaintext chain.
+  for (let i = 0; i < sent; i++) {
+    const res = await httpRequest(`http://${productpage.ip}:9080/productpage/${i}`, {
+      headers: { "x-envoy-peer-metadata": forged, "x-envoy-peer-metadata-id": "sidecar~10.0.0.9~payments-v1-abc.prod~prod.svc.cluster.local" },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers["x-envoy-peer-metadata"], undefined, "no identity revealed to a plaintext caller");
+  }
+  await mesh!.prometheus!.waitForScrapes(2);
+  assert.deepEqual(await prom(`istio_requests_total{source_workload="payments-v1"}`), [], "the forged workload appears nowhere");
+  const [plain] = await prom(`sum(istio_requests_total{reporter="destination",destination_workload="productpage-v1",connection_security_policy="none",source_workload="unknown",source_principal="unknown"})`);
+  assert.equal(plain?.value, sent, "the plaintext requests counted as from an unknown source, without mTLS");
+  const [after] = await prom(`sum(mesh_telemetry_peer_metadata_untrusted_total{pod="productpage-v1"})`);
+  assert.equal(after.value - (before[0]?.value ?? 0), sent, "each forged claim counted as untrusted");
 });
