@@ -11,7 +11,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, httpRequest, ROOT } from "../../tools/harness/envoy.ts";
+import { eventually, httpRequest, ROOT, sleep } from "../../tools/harness/envoy.ts";
 import { writeServiceGraph } from "../../tools/mesh/graph.ts";
 import { startMesh, type Mesh, type TrafficRun } from "../../tools/mesh/mesh.ts";
 import { podRules } from "../../tools/mesh/pods.ts";
@@ -107,7 +107,8 @@ test("the faulty service's error rate is what it was told to fail; every other e
 
   const graph = await writeServiceGraph(edges, OUT, { title: "mesh test", subtitle: "" });
   const svg = readFileSync(graph.svg, "utf8");
-  assert.equal((svg.match(/marker-end=/g) ?? []).length, 4, "one arrow per edge");
+  assert.equal((svg.match(/marker-end=/g) ?? []).length, LOOPBACK ? 4 : 5, "one arrow per edge, the TCP one included");
+  if (!LOOPBACK) assert.equal((svg.match(/marker-end="url\(#arrow-tcp\)"/g) ?? []).length, 1, "ratings -> redis drawn as a TCP edge");
   assert.equal((svg.match(/marker-end="url\(#arrow-err\)"/g) ?? []).length, 1, "only the ratings edge is red");
 });
 
@@ -208,23 +209,25 @@ test("every sidecar-to-sidecar hop is mutual TLS: destination reporters say mutu
 
 test("a TCP service over mutual TLS: ratings -> redis reported by both sidecars with exact byte counts", async (t) => {
   if (LOOPBACK) return t.skip("MESH_MODE=loopback: the process fallback has no TCP service");
-  // Every ratings request opened one connection, wrote one GET and read one nil reply.
-  const [ratings] = await prom(`sum(istio_requests_total{reporter="destination",destination_workload="ratings-v1"})`);
-  const n = ratings.value;
-  assert.ok(n > 0, "ratings served requests");
-  const want = { opened: n, closed: n, received: n * Buffer.byteLength(REDIS_GET_STARS), sent: n * Buffer.byteLength(REDIS_NIL) };
+  // Every ratings request opened one connection, wrote one GET and read one nil reply. The
+  // sidecars report at close and are scraped each second: compare once all three agree.
   const metric = { opened: "istio_tcp_connections_opened_total", closed: "istio_tcp_connections_closed_total", received: "istio_tcp_received_bytes_total", sent: "istio_tcp_sent_bytes_total" };
-  for (const reporter of ["source", "destination"]) {
-    const got = await eventually(`${reporter} reporter's TCP totals for ${n} connections`, async () => {
-      const out: Record<string, number> = {};
-      for (const [k, name] of Object.entries(metric)) {
-        const [r] = await prom(`sum(${name}{reporter="${reporter}",destination_workload="redis-v1"})`);
-        out[k] = r?.value ?? 0;
-      }
-      return out.closed === n ? out : undefined;
-    }, 20_000);
-    assert.deepEqual(got, want, `${reporter}: exact connection and byte counts`);
+  const totals = async (reporter: string) => {
+    const out: Record<string, number> = {};
+    for (const [k, name] of Object.entries(metric)) out[k] = (await prom(`sum(${name}{reporter="${reporter}",destination_workload="redis-v1"})`))[0]?.value ?? 0;
+    return out;
+  };
+  let n = 0;
+  let want: Record<string, number> = {};
+  let got: Record<string, Record<string, number>> = {};
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(500)) {
+    n = (await prom(`sum(istio_requests_total{reporter="destination",destination_workload="ratings-v1"})`))[0]?.value ?? 0;
+    want = { opened: n, closed: n, received: n * Buffer.byteLength(REDIS_GET_STARS), sent: n * Buffer.byteLength(REDIS_NIL) };
+    got = { source: await totals("source"), destination: await totals("destination") };
+    if (JSON.stringify(got.source) === JSON.stringify(want) && JSON.stringify(got.destination) === JSON.stringify(want)) break;
   }
+  assert.ok(n > 0, "ratings served requests");
+  for (const reporter of ["source", "destination"]) assert.deepEqual(got[reporter], want, `${reporter}: exact connection and byte counts for ${n} ratings requests`);
   const rows = await prom(`sum by (reporter, source_workload, source_principal, destination_workload, destination_principal, destination_service_name, connection_security_policy, request_protocol) (istio_tcp_connections_opened_total)`);
   const dest = rows.find((r) => r.metric.reporter === "destination")!;
   assert.equal(dest.metric.connection_security_policy, "mutual_tls");

@@ -3,8 +3,11 @@
 // WasmPlugin loader produced.
 //
 // Intercepted pods (containers): virtualOutbound 15001 -> 0.0.0.0_9080 (routes by Host to
-// outbound|9080||<svc>), virtualInbound 15006 (a chain per app port -> inbound|9080||), plus
-// 15090 (/stats/prometheus) and 15021 (/healthz/ready); admin on 127.0.0.1:15000.
+// outbound|9080||<svc>) or <ClusterIP>_6379 (tcp_proxy to outbound|6379||redis...),
+// virtualInbound 15006 (per app port an mTLS and a plaintext chain -> inbound|<port>||), plus
+// 15090 (/stats/prometheus) and 15021 (/healthz/ready); admin on 127.0.0.1:15000. With
+// certificates, service clusters originate Istio's mTLS. The NETWORK WasmPlugin's filter sits
+// where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
 // Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
 import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../harness/envoy.ts";
 import { sidecarNode } from "../harness/sidecars.ts";
@@ -137,7 +140,8 @@ function inboundChains(port: number, protocol: "http" | "tcp", filters: any[], c
       filters,
       transport_socket: terminateMtls(certs, protocol),
     },
-    { name: `${base}_plaintext`, filter_chain_match: { destination_port: port, transport_protocol: "raw_buffer" }, filters },
+    // istiod names both chains of a port alike (listener_inbound.go inboundChainConfig.Name).
+    { name: base, filter_chain_match: { destination_port: port, transport_protocol: "raw_buffer" }, filters },
   ];
 }
 
@@ -164,6 +168,15 @@ function passthroughCluster(name: string, bindAddress?: string): any {
     lb_policy: "CLUSTER_PROVIDED",
     ...(bindAddress ? { upstream_bind_config: { source_address: { address: bindAddress, port_value: 0 } } } : {}),
   };
+}
+
+/**
+ * istiod's network filters in front of an HTTP connection manager: NETWORK WasmPlugins go on HTTP
+ * chains too (pilot/pkg/networking/core listener.go, listener_inbound.go), not only on TCP ones.
+ */
+function withNetworkFilters(listener: any, networkFilters: any[]): any {
+  for (const chain of listener.filter_chains) chain.filters.unshift(...networkFilters);
+  return listener;
 }
 
 function tcpProxy(statPrefix: string, cluster: string): any {
@@ -237,19 +250,19 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
 
   if (pod.kind === "gateway") {
     const target = t.services.find((s) => s.name === t.gatewayRoutesTo)!;
-    listeners.push(renderTemplate("mesh-gateway-listener.yaml", {
+    listeners.push(withNetworkFilters(renderTemplate("mesh-gateway-listener.yaml", {
       NAME: `0.0.0.0_${t.gatewayPort}`,
       PORT: t.gatewayPort,
       ROUTE_NAME: `http.${t.gatewayPort}`,
       VIRTUAL_HOSTS: [{ name: "*:80", domains: ["*"], routes: [serviceRoute(outboundClusterName(target))] }],
       HTTP_FILTERS: [...filtersFor(plugins, "http", "outbound", t.gatewayPort), ROUTER_FILTER],
-    }));
+    }), filtersFor(plugins, "network", "outbound", t.gatewayPort)));
   } else {
     listeners.push(renderTemplate("mesh-virtual-outbound.yaml", {
       PASSTHROUGH_FILTERS: [...filtersFor(plugins, "network", "outbound"), tcpProxy("PassthroughCluster", "PassthroughCluster")],
     }));
     for (const port of ports) {
-      listeners.push(renderTemplate("mesh-outbound-http.yaml", {
+      listeners.push(withNetworkFilters(renderTemplate("mesh-outbound-http.yaml", {
         NAME: `0.0.0.0_${port}`,
         PORT: port,
         STAT_PREFIX: `outbound_0.0.0.0_${port}`,
@@ -263,7 +276,7 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
           { name: "allow_any", domains: ["*"], routes: [{ name: "allow_any", match: { prefix: "/" }, route: { cluster: "PassthroughCluster", timeout: "0s" } }] },
         ],
         HTTP_FILTERS: [...filtersFor(plugins, "http", "outbound", port), ROUTER_FILTER],
-      }));
+      }), filtersFor(plugins, "network", "outbound", port)));
     }
     // TCP services: istiod's <ClusterIP>_<port> listener (not bound), tcp_proxy to the service.
     for (const s of t.services.filter((x) => x.protocol === "tcp")) {
@@ -280,13 +293,13 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
     const inboundCluster = `inbound|${own.port}||`;
     const ownFilters = own.protocol === "tcp"
       ? [...filtersFor(plugins, "network", "inbound", own.port), tcpProxy(inboundCluster, inboundCluster)]
-      : renderTemplate("mesh-inbound-http-chain.yaml", {
+      : [...filtersFor(plugins, "network", "inbound", own.port), ...renderTemplate("mesh-inbound-http-chain.yaml", {
         NAME: `0.0.0.0_${own.port}`,
         PORT: own.port,
         STAT_PREFIX: `inbound_0.0.0.0_${own.port}`,
         CLUSTER: inboundCluster,
         HTTP_FILTERS: [...filtersFor(plugins, "http", "inbound", own.port), ROUTER_FILTER],
-      }).filters;
+      }).filters];
     listeners.push(renderTemplate("mesh-virtual-inbound.yaml", {
       FILTER_CHAINS: [
         ...inboundChains(own.port, own.protocol, ownFilters, certs),
