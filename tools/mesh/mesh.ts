@@ -26,8 +26,9 @@ import { deliverPlugin, type PluginDelivery } from "./plugin.ts";
 import { bridgeName, createBridge, createPod, subnetAddress } from "./pods.ts";
 import { isRoot, processStartTime, run, setMarker, stepper, which, type Step } from "./sys.ts";
 import { createMeshCa, issueWorkloadCert, type MeshCa } from "./ca.ts";
-import { APP_PORT, bookinfo, type PodDef, type Topology } from "./topology.ts";
-import { driveTraffic, type TrafficResult } from "./traffic.ts";
+import { APP_PORT, bookinfo, REDIS_PORT, type PodDef, type Topology } from "./topology.ts";
+import { driveOutsideCaller, driveTraffic, type TrafficResult } from "./traffic.ts";
+import { REDIS_GET_STARS } from "./apps/redis-wire.ts";
 import { startZipkin } from "../harness/zipkin.ts";
 
 export const ZIPKIN_COLLECTOR_PORT = 9411;
@@ -64,6 +65,8 @@ export interface PodRuntime {
 export interface TrafficRun extends TrafficResult {
   rps: number;
   seconds: number;
+  /** The plaintext caller from outside the mesh that ran alongside (containers mode). */
+  outside?: { http: number; httpOk: number; tcp: number; tcpOk: number };
 }
 
 export class Mesh {
@@ -122,10 +125,22 @@ export class Mesh {
     await this.prometheus?.waitForScrapes(2);
   }
 
-  /** Bounded load through the gateway: `rps` requests per second for `seconds`. */
+  /**
+   * Bounded load through the gateway: `rps` requests per second for `seconds`. In containers
+   * mode a plaintext caller from outside the mesh (the host) runs alongside, straight to
+   * productpage and redis, as PERMISSIVE mode admits (driveOutsideCaller).
+   */
   async drive(o: { rps: number; seconds: number; onProgress?: (r: TrafficResult, elapsedMs: number) => void; abort?: AbortSignal }): Promise<TrafficRun> {
+    const outside = this.mode === "containers"
+      ? driveOutsideCaller({
+        httpUrl: `http://${this.pod("productpage-v1").ip}:${APP_PORT}/productpage/outside-{i}`,
+        tcp: { host: this.pod("redis-v1").ip, port: REDIS_PORT, payload: REDIS_GET_STARS },
+        durationMs: o.seconds * 1000,
+        abort: o.abort,
+      })
+      : undefined;
     const r = await driveTraffic({ url: `${this.gatewayUrl}/productpage/{i}`, rps: o.rps, durationMs: o.seconds * 1000, onProgress: o.onProgress, abort: o.abort });
-    this.lastTraffic = { ...r, rps: o.rps, seconds: o.seconds };
+    this.lastTraffic = { ...r, rps: o.rps, seconds: o.seconds, outside: await outside };
     return this.lastTraffic;
   }
 }

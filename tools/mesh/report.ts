@@ -50,7 +50,7 @@ export function edgeQueries(w: string): Record<string, string> {
     p99: `histogram_quantile(0.99, sum by (${EDGE}, le) (rate(${buckets}[${w}])))`,
     counts: `sum by (${EDGE}, reporter) (istio_requests_total)`,
     tcpBytes: `sum by (${EDGE}) (rate(istio_tcp_sent_bytes_total{reporter="source"}[${w}])) + sum by (${EDGE}) (rate(istio_tcp_received_bytes_total{reporter="source"}[${w}]))`,
-    tcpCounts: `sum by (${EDGE}, reporter) (istio_tcp_sent_bytes_total) + sum by (${EDGE}, reporter) (istio_tcp_received_bytes_total)`,
+    tcpCounts: `sum by (${EDGE}, reporter, source_principal) (istio_tcp_sent_bytes_total) + sum by (${EDGE}, reporter, source_principal) (istio_tcp_received_bytes_total)`,
   };
 }
 
@@ -71,15 +71,20 @@ export async function edgeStats(prometheusUrl: string, windowS: number, at?: num
     }
     return edges.get(k)!;
   };
+  // Edges as their client sides report them (Kiali's default); a server side's totals join the
+  // edge it belongs to. Callers outside the mesh (plaintext, source unknown) make no edge.
   for (const [samples, protocol] of [[counts, "http"], [tcpCounts, "tcp"]] as const) {
     for (const s of samples) if (s.metric.reporter === "source") edge(s.metric, protocol).sourceCount = s.value;
     for (const s of samples) {
       if (s.metric.reporter !== "destination") continue;
-      // A TCP server side has no metadata exchange (docs/tcp.md): its source workload is unknown,
-      // so its totals belong to the one edge the client side reported into that destination.
       const into = [...edges.values()].filter((e) => e.protocol === protocol && e.destination === s.metric.destination_workload);
-      const unknownSource = s.metric.source_workload === "unknown" && into.length === 1;
-      (unknownSource ? into[0] : edge(s.metric, protocol)).destinationCount = s.value;
+      const same = into.find((e) => e.source === s.metric.source_workload);
+      // A TCP server side has no metadata exchange (docs/tcp.md): the source workload is
+      // unknown but the client's certificate names it, so an mTLS connection joins the one
+      // client-reported edge into that destination.
+      const tcpPeer = protocol === "tcp" && s.metric.source_workload === "unknown" && s.metric.source_principal !== "unknown" && into.length === 1;
+      const target = same ?? (tcpPeer ? into[0] : undefined);
+      if (target) target.destinationCount += s.value;
     }
   }
   for (const s of rps) edge(s.metric, "http").rps = s.value;
