@@ -70,7 +70,7 @@ const TLS_SOCKET = "envoy.transport_sockets.tls";
 const ALPN_CLIENT_TCP = ["istio-peer-exchange", "istio"];
 const ALPN_CLIENT_HTTP11 = ["istio-http/1.1"];
 // The inbound side selects its mTLS chains by the client's offer (tls_inspector) ...
-const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
+export const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
 const ALPN_MATCH_TCP = ["istio-peer-exchange", "istio"];
 // ... and answers with these (ALPNHttp, ALPNDownstreamWithMxc).
 const ALPN_SERVER_HTTP = ["h2", "http/1.1"];
@@ -88,34 +88,37 @@ function commonTlsContext(certs: ProxyCerts, alpn: string[], peerSans?: string[]
 }
 
 /**
+ * The client side of Istio's mTLS to a service port: SNI outbound_.<port>_._.<fqdn>, Istio's
+ * ALPN for the protocol, and the service's SPIFFE ids as the only accepted server SANs.
+ */
+export function originateMtlsSocket(certs: ProxyCerts, s: Pick<ServiceDef, "name" | "namespace" | "port" | "protocol">, serverSans: string[]): any {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: `outbound_.${s.port}_._.${serviceFqdn(s)}`,
+      common_tls_context: commonTlsContext(certs, s.protocol === "tcp" ? ALPN_CLIENT_TCP : ALPN_CLIENT_HTTP11, serverSans),
+    },
+  };
+}
+
+/**
  * Istio's outbound cluster TLS: transport_socket_matches picks mTLS for endpoints labelled
- * tlsMode=istio (every sidecar'd pod), with SNI outbound_.<port>_._.<fqdn> and the service's
- * service accounts as the only accepted server SANs; plaintext otherwise.
+ * tlsMode=istio (every sidecar'd pod), plaintext otherwise.
  */
 function originateMtls(cluster: any, s: ServiceDef, certs: ProxyCerts, serverSans: string[]): any {
   for (const e of cluster.load_assignment.endpoints.flatMap((x: any) => x.lb_endpoints)) {
     e.metadata.filter_metadata["envoy.transport_socket_match"] = { tlsMode: "istio" };
   }
   cluster.transport_socket_matches = [
-    {
-      name: "tlsMode-istio",
-      match: { tlsMode: "istio" },
-      transport_socket: {
-        name: TLS_SOCKET,
-        typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-          sni: `outbound_.${s.port}_._.${serviceFqdn(s)}`,
-          common_tls_context: commonTlsContext(certs, s.protocol === "tcp" ? ALPN_CLIENT_TCP : ALPN_CLIENT_HTTP11, serverSans),
-        },
-      },
-    },
+    { name: "tlsMode-istio", match: { tlsMode: "istio" }, transport_socket: originateMtlsSocket(certs, s, serverSans) },
     { name: "tlsMode-disabled", match: {}, transport_socket: { name: "envoy.transport_sockets.raw_buffer", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } } },
   ];
   return cluster;
 }
 
 /** Terminates mutual TLS on an inbound chain: a client certificate from the mesh root is required. */
-function terminateMtls(certs: ProxyCerts, protocol: "http" | "tcp"): any {
+export function terminateMtls(certs: ProxyCerts, protocol: "http" | "tcp"): any {
   return {
     name: TLS_SOCKET,
     typed_config: {
