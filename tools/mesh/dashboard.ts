@@ -107,13 +107,10 @@ export async function showDashboards(o: { prometheusUrl: string; topology: Topol
 
 /**
  * Queries of Istio's dashboards that cannot answer over the demo mesh, by design, with the reason
- * (docs/mesh-demo.md lists them). Every other query answers in at least one context
- * (tests/integration/mesh.test.ts).
+ * (docs/mesh-demo.md). None since the plugin exports istio_build from the node's ISTIO_VERSION:
+ * every query answers in at least one context (tests/integration/mesh.test.ts).
  */
-export const DEMO_NO_DATA_BY_DESIGN: Record<string, string> = {
-  "istio-mesh-dashboard.gen.json#9 Istio Component Versions [A]":
-    "istio_build is a gauge of Istio's control plane and istio-agent; the demo runs neither, and Envoy exports no istio_build",
-};
+export const DEMO_NO_DATA_BY_DESIGN: Record<string, string> = {};
 
 /** One panel query of Istio's dashboards, and the contexts (dashboard, $service, $qrep) in which it answered with data. */
 export interface QueryCoverage {
