@@ -3,8 +3,10 @@
 // never collides with a running `make demo`), drives bounded traffic through the ingress
 // gateway, and checks what the plugin reported through real Prometheus: every edge from both
 // reporters with the right workload labels, the faulty service's error rate, that the traffic
-// really went through iptables interception, that the apps' trace headers reach every hop; then
-// tears everything down in `after` and checks nothing is left. It needs root and podman (make
+// really went through iptables interception, that the apps' trace headers reach every hop;
+// mutual TLS with SPIFFE principals on every hop, the TCP service's exact byte counts from both
+// sidecars, every query of Istio's dashboards answering, and that a plaintext caller forging
+// peer metadata is not believed; then tears everything down in `after` and checks nothing is left. It needs root and podman (make
 // test installs podman); MESH_MODE=loopback runs the process fallback instead, without the
 // interception checks.
 import { test, before, after } from "node:test";
