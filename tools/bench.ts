@@ -8,6 +8,9 @@
 //   trace-1     the plugin with tracing at 1% sampling, spans to a Zipkin blackhole
 //   trace-100   the same at 100%
 //   zipkin-100  bare Envoy with its native Zipkin tracer at 100%, spans to the same blackhole
+//   bare-mtls, full-mtls  bare and the full configuration with Istio's mutual TLS between the
+//               sidecars (Istio's own benchmark runs with mTLS); h1 phase only, reported beside
+//               the plaintext ratios (the plaintext figures stay the headline)
 // measured interleaved (A B C ... A B C ...) in every repetition, per phase:
 //   h1       h2load --h1, a fixed request count, 16 keep-alive connections, closed loop:
 //            Envoy CPU per request (/proc/<pid>/stat) and maximum throughput
@@ -30,7 +33,7 @@ import {
 import { serviceCluster, sidecarNode } from "./harness/sidecars.ts";
 import { parsePrometheus, select } from "./harness/prometheus.ts";
 import {
-  CLIENT, pin, placement, unpin, RESPONSE_BYTES, SERVICE, startPair, startUpstreamEnvoy, type Filters, type Pair, type Placement, type Upstream,
+  CLIENT, pairCertificates, pin, placement, unpin, RESPONSE_BYTES, SERVICE, startPair, startUpstreamEnvoy, type Filters, type Pair, type Placement, type Upstream,
 } from "./bench/topology.ts";
 import { buildEmptyFilter, buildProbe, BENCH_BUILD } from "./bench/build.ts";
 import { buildCountingModule } from "./bench/hostcalls.ts";
@@ -83,6 +86,8 @@ interface Config {
   filters: Filters;
   status: "measured" | "skipped";
   reason?: string;
+  /** Phases it is measured in (default: all). */
+  phases?: Phase[];
 }
 
 const TRACING_OFF = { tracing: { enabled: false } };
@@ -321,6 +326,15 @@ async function main(): Promise<void> {
   P.reps = Number(process.env.BENCH_REPS ?? (QUICK ? 2 : measured.length <= 4 ? 4 : 3));
   progress(`${measured.length} configurations, ${P.reps} repetitions`);
   const fullId = traceProbe.available ? "trace-1" : "stats";
+  // The mTLS pair, bare and full, beside the plaintext configurations (h1 only, to keep the run's length).
+  const certs = await pairCertificates(join(BENCH_BUILD, "mtls"));
+  const full = configs.find((c) => c.id === fullId)!;
+  const mtlsConfigs: Config[] = [
+    { id: "bare-mtls", label: "bare Envoy, mTLS", description: "bare Envoy with Istio's mutual TLS between the sidecars", filters: { wasm: "none", mtls: certs }, status: "measured", phases: ["h1"] },
+    { id: "full-mtls", label: `${full.label}, mTLS`, description: `${full.description}; Istio's mutual TLS between the sidecars`, filters: { ...full.filters, mtls: certs }, status: "measured", phases: ["h1"] },
+  ];
+  const all = [...measured, ...mtlsConfigs];
+  progress(`mTLS pair: ${mtlsConfigs.map((c) => c.id).join(", ")} (h1 phase), certificates in ${join(BENCH_BUILD, "mtls")}`);
 
   const pairs = new Map<string, Pair>();
   const runs: Run[] = [];
@@ -329,18 +343,19 @@ async function main(): Promise<void> {
   let costs: Awaited<ReturnType<typeof hostCallCosts>> | null = null;
   const heap: any = { config: fullId, requests_target: P.heapRequests };
   try {
-    for (const c of measured) {
+    for (const c of all) {
       pairs.set(c.id, await startPair(c.id, c.filters, mod, upstream, where));
       progress(`started ${c.id}: ${c.description}`);
     }
-    for (const c of measured) await h2load({ port: pairs.get(c.id)!.port, requests: P.warmup, connections: P.connections, http1: true, cpu: where.loadCpu });
+    for (const c of all) await h2load({ port: pairs.get(c.id)!.port, requests: P.warmup, connections: P.connections, http1: true, cpu: where.loadCpu });
     progress(`warmed up (${P.warmup} requests each)`);
     const heapAtStart: Record<string, { client: number; server: number }> = {};
     for (const c of measured) if (c.filters.wasm === "plugin") heapAtStart[c.id] = await heapGauge(pairs.get(c.id)!);
 
     for (let rep = 1; rep <= P.reps; rep++) {
       for (const phase of ["h1", "latency", "h2"] as Phase[]) {
-        for (const c of measured) {
+        for (const c of all) {
+          if (c.phases && !c.phases.includes(phase)) continue;
           const r = await measure(c, pairs.get(c.id)!, upstream, phase, rep, where);
           runs.push(r);
           const lat = r.latency_us ? `  p50 ${r.latency_us.p50.toFixed(0)}  p90 ${r.latency_us.p90.toFixed(0)}  p99 ${r.latency_us.p99.toFixed(0)} us` : "";
@@ -445,6 +460,19 @@ async function main(): Promise<void> {
     measured.map((c) => [c.id, Object.fromEntries(Object.entries(summary[c.id]).map(([k, s]: [string, any]) => [k, { median: round(s.median, 1), min: round(s.min, 1), max: round(s.max, 1), rel: round(s.rel, 3) }]))]),
   );
 
+  const mtlsSummary = Object.fromEntries(mtlsConfigs.map((c) => [c.id, { cpu_h1: spread(of(c.id, "h1", (r) => r.cpu_us_per_request.pair)), rps_h1: spread(of(c.id, "h1", (r) => r.rps)) }]));
+  const mm = (id: string, key: "cpu_h1" | "rps_h1") => mtlsSummary[id][key].median;
+  const mtls = {
+    note: "bare and the full configuration with Istio's mutual TLS between the sidecars (ALPN istio-http/1.1, SPIFFE certificates from openssl, client certificate required), h1 phase only",
+    configurations: mtlsConfigs.map((c) => ({ id: c.id, label: c.label, description: c.description })),
+    cpu_us_per_request: Object.fromEntries(mtlsConfigs.map((c) => [c.id, round(mm(c.id, "cpu_h1"), 1)])),
+    throughput_rps: Object.fromEntries(mtlsConfigs.map((c) => [c.id, round(mm(c.id, "rps_h1"), 0)])),
+    cpu_overhead_ratio_full: ratio(mm("full-mtls", "cpu_h1"), mm("bare-mtls", "cpu_h1")),
+    throughput_ratio_full: ratio(mm("full-mtls", "rps_h1"), mm("bare-mtls", "rps_h1")),
+    /** What mTLS itself costs bare Envoy, for scale. */
+    cpu_ratio_bare_mtls_to_bare: ratio(mm("bare-mtls", "cpu_h1"), m("bare", "cpu_h1")),
+    spread: Object.fromEntries(mtlsConfigs.map((c) => [c.id, Object.fromEntries(Object.entries(mtlsSummary[c.id]).map(([k, v]) => [k, { median: round(v.median, 1), min: round(v.min, 1), max: round(v.max, 1), rel: round(v.rel, 3) }]))])),
+  };
   const heapGrowth = (side: "client" | "server") => heap.after[side] - heap.before[side];
   const targets = [
     target("CPU per request, full / bare (HTTP/1.1)", "<= 1.10 (stretch 1.05)", ratio(m(fullId, "cpu_h1"), m("bare", "cpu_h1")), (v) => v <= 1.1),
@@ -504,6 +532,7 @@ async function main(): Promise<void> {
     throughput_ratio_full: ratio(m(fullId, "rps_h1"), m("bare", "rps_h1")),
     throughput_ratio_stats: ratio(m("stats", "rps_h1"), m("bare", "rps_h1")),
     throughput_ratio_full_h2: ratio(m(fullId, "rps_h2"), m("bare", "rps_h2")),
+    mtls,
     latency_us: Object.fromEntries(measured.map((c) => [c.id, { p50: round(m(c.id, "p50"), 0), p90: round(m(c.id, "p90"), 0), p99: round(m(c.id, "p99"), 0), p999: round(m(c.id, "p999"), 0) }])),
     added_p90_us: added(fullId, "p90"),
     added_p99_us: added(fullId, "p99"),
@@ -572,6 +601,12 @@ function writeResults(results: any): void {
     cpu_ratio_to_bare_h1: pairedRatios(runs, "h1", (r) => r.cpu_us_per_request.pair, "bare"),
     throughput_ratio_to_bare_h1: pairedRatios(runs, "h1", (r) => r.rps, "bare"),
     cpu_ratio_to_bare_h2: pairedRatios(runs, "h2", (r) => r.cpu_us_per_request.pair, "bare"),
+    ...(results.mtls
+      ? {
+          cpu_ratio_to_bare_mtls_h1: pairedRatios(runs, "h1", (r) => r.cpu_us_per_request.pair, "bare-mtls"),
+          throughput_ratio_to_bare_mtls_h1: pairedRatios(runs, "h1", (r) => r.rps, "bare-mtls"),
+        }
+      : {}),
     ...(results.candidate
       ? {
           cpu_ratio_to_full_h1: pairedRatios(runs, "h1", (r) => r.cpu_us_per_request.pair, results.full_configuration),

@@ -1,11 +1,13 @@
 // `make demo`: a local mesh shaped like Istio's bookinfo (tools/mesh/), every pod a network
 // namespace with its app and an Envoy sidecar container that runs the plugin, delivered from
-// a registry through the WasmPlugin manifests; Istio's iptables interception; Prometheus
-// scraping every proxy's :15090; Zipkin. It drives bounded traffic through the ingress gateway
-// and shows, per edge, rate, errors and p50/p99 latency computed by PromQL, the slowest trace
-// (once the plugin emits spans) and the service graph as SVG and PNG. Istio's Mesh and Service
-// dashboards: how to import them into your own Grafana on this Prometheus, and the same queries
-// drawn over the run as a static page (served while the mesh is up) and build/demo/dashboard.png.
+// a registry through the WasmPlugin manifests; Istio's iptables interception; mutual TLS between
+// sidecars with a mesh CA's SPIFFE certificates; a TCP database (redis) behind ratings;
+// Prometheus scraping every proxy's :15090; Zipkin. It drives bounded traffic through the
+// ingress gateway and shows, per edge, rate, errors and p50/p99 latency (HTTP) or bytes/s (TCP)
+// computed by PromQL, the slowest trace and the service graph as SVG and PNG. Istio's Mesh and
+// Service dashboards: how to import them into your own Grafana on this Prometheus, the same
+// queries drawn over the run as a static page (served while the mesh is up) and
+// build/demo/dashboard.png, and which of all their queries answer with data.
 //
 // Interactive (a terminal): the mesh stays up afterwards with light traffic, so Prometheus and
 // Zipkin can be explored, until Ctrl-C, `make demo-down` or DEMO_HOLD_MAX minutes. Otherwise it
@@ -17,7 +19,7 @@ import { join } from "node:path";
 import { ROOT } from "./harness/envoy.ts";
 import { sweepMesh } from "./mesh/cleanup.ts";
 import { podmanPsCommand } from "./mesh/containers.ts";
-import { showDashboards, type DemoDashboards } from "./mesh/dashboard.ts";
+import { dashboardCoverage, DEMO_NO_DATA_BY_DESIGN, showDashboards, type DemoDashboards } from "./mesh/dashboard.ts";
 import { writeServiceGraph } from "./mesh/graph.ts";
 import { startMesh, type Mesh } from "./mesh/mesh.ts";
 import { edgeStats, formatEdgeTable, formatTraceTree, promQuery, slowestTrace } from "./mesh/report.ts";
@@ -92,7 +94,7 @@ try {
   const at = traffic.endedAt / 1000;
   const window = (traffic.endedAt - traffic.startedAt) / 1000;
   const edges = await edgeStats(mesh.prometheus!.url, window, at);
-  console.log(`\nPer edge over the ${window.toFixed(0)} s run (PromQL on istio_requests_total and istio_request_duration_milliseconds, reporter="source"; last column: both reporters' totals):\n`);
+  console.log(`\nPer edge over the ${window.toFixed(0)} s run (PromQL, reporter="source": istio_requests_total and istio_request_duration_milliseconds for HTTP, istio_tcp_sent/received_bytes_total for TCP; last column: both reporters' totals):\n`);
   console.log(formatEdgeTable(edges));
 
   if (mesh.mode === "containers") {
@@ -126,7 +128,7 @@ try {
   };
   const graph = await writeServiceGraph(edges, OUT, {
     title: "mesh-telemetry-wasm: service graph",
-    subtitle: `${mesh.mode === "containers" ? "Envoy sidecar containers, iptables interception" : "loopback fallback"} · ${RPS} req/s for ${SECONDS} s · istio_requests_total / istio_request_duration_milliseconds, reporter=source`,
+    subtitle: `${mesh.mode === "containers" ? "Envoy sidecar containers, iptables interception, mutual TLS" : "loopback fallback"} · ${RPS} req/s for ${SECONDS} s · istio_requests_total / istio_request_duration_milliseconds / istio_tcp_*, reporter=source`,
     describe,
   });
   console.log(`\nService graph: ${graph.svg.replace(`${ROOT}/`, "")}${graph.png ? ` and ${graph.png.replace(`${ROOT}/`, "")}` : ` (no PNG: ${graph.pngProblem})`}`);
@@ -134,6 +136,12 @@ try {
   step("Istio's dashboards: rendering their queries over the run, serving the page, screenshotting it with Chromium");
   dashboards = await showDashboards({ prometheusUrl: mesh.prometheus!.url, topology: t, start: traffic.startedAt / 1000, end: traffic.endedAt / 1000, outDir: OUT });
   console.log(`\n${dashboards.report}`);
+  const coverage = await dashboardCoverage({ prometheusUrl: mesh.prometheus!.url, topology: t, start: traffic.startedAt / 1000, end: traffic.endedAt / 1000 });
+  const empty = coverage.filter((c) => c.answered.length === 0 || c.error);
+  const unexpected = empty.filter((c) => c.error || !(c.key in DEMO_NO_DATA_BY_DESIGN));
+  console.log(`\nEvery query of Istio's dashboards over the run (Mesh once; Service for each service and reporter choice): ${coverage.length - empty.length} of ${coverage.length} answer with data.`);
+  for (const c of empty.filter((x) => !unexpected.includes(x))) console.log(`  no data by design: ${c.key}: ${DEMO_NO_DATA_BY_DESIGN[c.key]}`);
+  for (const c of unexpected) console.log(`  WARNING: no data: ${c.key}${c.error ? `: ${c.error}` : ""}`);
   if (dashboards.pngError) {
     console.error(`\nERROR: no dashboard screenshot: ${dashboards.pngError}`);
     exitCode = 1;

@@ -10,6 +10,7 @@ import { beginTrace } from "./tracing";
 import { H, PEER_METADATA, PEER_METADATA_ID, R, REQUEST_HEADERS, RESPONSE_HEADERS } from "./headers";
 import { RequestInfo, Role } from "./info";
 import { Telemetry } from "./telemetry";
+import { markHttpConnection } from "./http-connections";
 
 export class HttpStream {
   readonly info: RequestInfo = new RequestInfo();
@@ -26,6 +27,7 @@ export class HttpStream {
   }
 
   onRequestHeaders(): void {
+    markHttpConnection();
     const t = this.telemetry;
     const info = this.info;
     const h = this.readRequestHeaders();
@@ -56,6 +58,7 @@ export class HttpStream {
    * Istio counts it: its headers are read then, without changing anything.
    */
   onLogWithoutHeaders(): void {
+    markHttpConnection();
     this.readRequestHeaders().release();
     this.onLog();
   }

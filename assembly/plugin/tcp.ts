@@ -3,9 +3,11 @@
 // connections show traffic) and at close, so the sum of the deltas is exactly the bytes moved.
 import { ConnectionInfo } from "./info";
 import { Telemetry } from "./telemetry";
+import { carriesHttp, trackConnection, untrackConnection } from "./http-connections";
 
 export class TcpStream {
   readonly info: ConnectionInfo;
+  private connectionId: i64 = -1;
 
   constructor(
     readonly telemetry: Telemetry,
@@ -16,6 +18,7 @@ export class TcpStream {
   }
 
   onNewConnection(): void {
+    this.connectionId = trackConnection();
     this.telemetry.openConnection(this.info);
   }
 
@@ -30,6 +33,12 @@ export class TcpStream {
   }
 
   onClose(): void {
-    this.telemetry.closeConnection(this.info);
+    const id = this.connectionId;
+    // The HTTP filter measured this connection (a chain with an HTTP connection manager, where
+    // istiod puts NETWORK plugins too): Istio reports no TCP metrics there. On such a chain the
+    // connection has no upstream of its own, so the timer never reported it either.
+    if (carriesHttp(id)) this.telemetry.open.delete(this.info);
+    else this.telemetry.closeConnection(this.info);
+    untrackConnection(id);
   }
 }

@@ -72,7 +72,7 @@ after(async () => {
 test("make manifests fills the pushed image reference and its manifest digest (hex) into every template", () => {
   assert.match(imageRef, /^127\.0\.0\.1:\d+\/mesh-telemetry-wasm:/);
   assert.match(digest, /^sha256:[a-f0-9]{64}$/);
-  for (const f of ["wasmplugin-http.yaml", "wasmplugin-tcp.yaml", "telemetry-disable-native.yaml", "proxyconfig-stat-tags.yaml"]) {
+  for (const f of ["wasmplugin-http.yaml", "wasmplugin-tcp.yaml", "trafficextension-http.yaml", "trafficextension-tcp.yaml", "telemetry-disable-native.yaml", "proxyconfig-stat-tags.yaml"]) {
     const text = readFileSync(join(deployDir, f), "utf8");
     assert.ok(!text.includes("{{"), `${f} still has a placeholder`);
   }
@@ -91,16 +91,23 @@ test("rendered manifests pass validation against Istio's CRDs; broken copies fai
   // The first run builds the Go validator (minutes on a cold module cache); then it is cached.
   const ok = tsx("tools/validate-manifests.ts", [deployDir], process.env, 600_000);
   assert.equal(ok.status, 0, `${ok.stdout}\n${ok.stderr}`);
-  assert.match(ok.stdout, /5 document\(s\), 0 invalid/);
+  assert.match(ok.stdout, /8 document\(s\), 0 invalid/);
   for (const kind of ["WasmPlugin istio-system/mesh-telemetry-client", "WasmPlugin istio-system/mesh-telemetry-server",
-    "WasmPlugin istio-system/mesh-telemetry-tcp", "Telemetry istio-system/mesh-default", "IstioOperator istio-system/mesh-telemetry-stat-tags"]) {
+    "WasmPlugin istio-system/mesh-telemetry-tcp", "TrafficExtension istio-system/mesh-telemetry-client",
+    "TrafficExtension istio-system/mesh-telemetry-server", "TrafficExtension istio-system/mesh-telemetry-tcp",
+    "Telemetry istio-system/mesh-default", "IstioOperator istio-system/mesh-telemetry-stat-tags"]) {
     assert.ok(ok.stdout.includes(kind), `${kind} not reported valid:\n${ok.stdout}`);
   }
 
   const http = readFileSync(join(deployDir, "wasmplugin-http.yaml"), "utf8");
   const tcp = readFileSync(join(deployDir, "wasmplugin-tcp.yaml"), "utf8");
   const stats = readFileSync(join(deployDir, "proxyconfig-stat-tags.yaml"), "utf8");
+  const teTcp = readFileSync(join(deployDir, "trafficextension-tcp.yaml"), "utf8");
   const broken: Record<string, [string, RegExp]> = {
+    // A TrafficExtension keeps placement at the top and the module under wasm: not the other way round.
+    "te-url-on-top.yaml": [teTcp.replace(/^ {4}url: (.*)\n/m, "").replace("  phase: STATS\n", "  phase: STATS\n  url: oci://x/y:1\n"), /spec\.url: unknown field/],
+    "te-wasm-and-lua.yaml": [teTcp.replace("  wasm:\n", "  lua: {inlineCode: 'function envoy_on_request(h) end'}\n  wasm:\n"), /exactly one of wasm or lua must be set/],
+    "te-bad-type.yaml": [teTcp.replace(/^ {4}type: NETWORK$/m, "    type: TCP"), /spec\.wasm\.type: Unsupported value: "TCP"/],
     "fail-sometimes.yaml": [http.replaceAll("failStrategy: FAIL_OPEN", "failStrategy: FAIL_SOMETIMES"), /spec\.failStrategy: Unsupported value: "FAIL_SOMETIMES"/],
     "phase-7.yaml": [http.replaceAll("phase: STATS", "phase: 7"), /spec\.phase: Invalid value: "integer"/],
     "no-url.yaml": [tcp.replace(/^ {2}url: .*\n/m, ""), /spec\.url: Required value/],
@@ -192,10 +199,36 @@ spec: {url: "oci://${imageRef}", phase: AUTHN, priority: 10}
   assert.deepEqual(filtersFor([la, lb, client], "http", "outbound").map((f) => f.name), ["ns.b", "istio-system.mesh-telemetry-client"]);
 });
 
-test("Envoy configured from the manifests counts istio_requests_total and TCP metrics", async () => {
+test("TrafficExtension and WasmPlugin manifests load into the same Envoy filters", async () => {
+  for (const proto of ["http", "tcp"]) {
+    const wasmPlugins = await loadWasmPluginFile(join(deployDir, `wasmplugin-${proto}.yaml`), { cacheDir });
+    const extensions = await loadWasmPluginFile(join(deployDir, `trafficextension-${proto}.yaml`), { cacheDir });
+    assert.equal(extensions.length, wasmPlugins.length);
+    assert.ok(extensions.length > 0);
+    for (const [i, te] of extensions.entries()) {
+      assert.equal(te.pullError, undefined);
+      assert.deepEqual(
+        { filter: te.filter, kind: te.kind, directions: te.directions, phase: te.phase },
+        { filter: wasmPlugins[i].filter, kind: wasmPlugins[i].kind, directions: wasmPlugins[i].directions, phase: wasmPlugins[i].phase },
+        `${te.resourceName}: the TrafficExtension gives the WasmPlugin's filter`,
+      );
+    }
+  }
+  const te = (wasm: string, top = "") => `apiVersion: extensions.istio.io/v1alpha1\nkind: TrafficExtension\nmetadata: {name: t, namespace: ns}\nspec:\n${top}${wasm}`;
+  const cases: Array<[string, RegExp]> = [
+    [te("  lua: {inlineCode: x}\n"), /^case\.yaml:1: TrafficExtension ns\/t: spec\.lua: a Lua extension: valid in Istio, but the local loader only loads Wasm/],
+    [te("", "  phase: STATS\n"), /spec\.wasm: required/],
+    [te(`  wasm: {url: oci://${imageRef}, phase: STATS}\n`), /spec\.wasm\.phase: unknown field \(phase is spec\.phase in a TrafficExtension\)/],
+    [te(`  wasm: {url: oci://${imageRef}, failStrategy: 3}\n`), /spec\.wasm\.failStrategy: expected one of FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD/],
+    [te(`  wasm: {url: oci://${imageRef}}\n`, "  targetRefs: [{kind: Gateway, name: gw}]\n"), /spec\.targetRefs: valid in Istio but not supported by the local loader/],
+  ];
+  for (const [text, message] of cases) assert.throws(() => parseWasmPlugins(text, "case.yaml"), (e: Error) => e instanceof WasmPluginError && message.test(e.message), text);
+});
+
+for (const manifestKind of ["wasmplugin", "trafficextension"]) test(`Envoy configured from the ${manifestKind} manifests counts istio_requests_total and TCP metrics`, async () => {
   const plugins: LoadedWasmPlugin[] = [
-    ...await loadWasmPluginFile(join(deployDir, "wasmplugin-http.yaml"), { cacheDir }),
-    ...await loadWasmPluginFile(join(deployDir, "wasmplugin-tcp.yaml"), { cacheDir }),
+    ...await loadWasmPluginFile(join(deployDir, `${manifestKind}-http.yaml`), { cacheDir }),
+    ...await loadWasmPluginFile(join(deployDir, `${manifestKind}-tcp.yaml`), { cacheDir }),
   ];
   assert.ok(plugins.every((p) => p.pullError === undefined), plugins.map((p) => p.pullError).join("\n"));
   const upstream: Upstream = await startUpstream();

@@ -10,6 +10,7 @@ const END = "<!-- bench:results:end -->";
 const f0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–");
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "–");
+const show2 = (x: any) => (x ? `${f2(x.median)} (${f2(x.min)}–${f2(x.max)})` : "–");
 
 function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
@@ -97,6 +98,17 @@ export function resultsMarkdown(r: any, baseline: any | null): string {
     const headP = ["configuration", "CPU/req ÷ bare, h1", "req/s ÷ bare, h1", "CPU/req ÷ bare, h2"];
     if (pr.cpu_ratio_to_full_h1) headP.push(`CPU/req ÷ \`${r.full_configuration}\`, h1`);
     out.push(table(headP, rowsP.map((row: string[]) => row.slice(0, headP.length))));
+    out.push("");
+  }
+  const mt = r.mtls;
+  if (mt && pr?.cpu_ratio_to_bare_mtls_h1) {
+    // Beside the plaintext ratios above, which stay the headline.
+    out.push(
+      `With mutual TLS between the sidecars, as Istio's own benchmark runs (h1 phase only; ${mt.note.replace(/^bare and the full configuration with /, "")}): ` +
+        `\`full-mtls\` ${f1(mt.cpu_us_per_request["full-mtls"])} µs/req against \`bare-mtls\` ${f1(mt.cpu_us_per_request["bare-mtls"])} µs/req, ` +
+        `CPU/req ÷ bare-mtls ${show2(pr.cpu_ratio_to_bare_mtls_h1["full-mtls"])}, req/s ÷ bare-mtls ${show2(pr.throughput_ratio_to_bare_mtls_h1["full-mtls"])} ` +
+        `(within each repetition, median and min–max); mTLS alone makes bare Envoy's CPU per request ${f2(mt.cpu_ratio_bare_mtls_to_bare)} × its plaintext figure.`,
+    );
     out.push("");
   }
   out.push("### Targets");

@@ -9,12 +9,18 @@
 // The pair is what Istio calls "both" in its benchmarks: the client sidecar injects the
 // metadata-exchange headers, the server sidecar decodes them and answers with its own, which the
 // client decodes, so every one of the 25 labels is filled from a real peer on both sides.
+// With `mtls`, the hop between the sidecars is Istio's mutual TLS, as in Istio's own benchmark:
+// the client's cluster originates it (SNI, ALPN istio-http/1.1, SPIFFE SAN check) and the
+// server's chain, selected by tls_inspector on transport and ALPN, terminates it requiring a
+// client certificate; certificates from the mesh CA (tools/mesh/ca.ts), made once per run.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import {
   freePort, httpListener, renderTemplate, ROOT, startEnvoy, wasmHttpFilter, type Envoy,
 } from "../harness/envoy.ts";
 import { serviceCluster, sidecarNode, type Workload } from "../harness/sidecars.ts";
+import { createMeshCa, issueWorkloadCert, spiffeId } from "../mesh/ca.ts";
+import { ALPN_MATCH_HTTP, originateMtlsSocket, terminateMtls, type ProxyCerts } from "../mesh/envoy-config.ts";
 
 export const CLIENT: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
 export const SERVER: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
@@ -36,6 +42,24 @@ export interface Filters {
   pluginPath?: string;
   /** Envoy's native Zipkin tracer in both HTTP connection managers, at this sampling %. */
   nativeZipkinPercent?: number;
+  /** Istio's mutual TLS between the two sidecars (certificates from pairCertificates). */
+  mtls?: PairCertificates;
+}
+
+export interface PairCertificates {
+  client: ProxyCerts;
+  server: ProxyCerts;
+}
+
+const CLIENT_SA = "bookinfo-productpage";
+const SERVER_SA = "bookinfo-reviews";
+
+/** A mesh CA and the two sidecars' SPIFFE certificates, in `dir`. */
+export async function pairCertificates(dir: string): Promise<PairCertificates> {
+  const ca = await createMeshCa(join(dir, "ca"));
+  const client = await issueWorkloadCert(ca, { namespace: CLIENT.namespace, serviceAccount: CLIENT_SA, dir: join(dir, "client") });
+  const server = await issueWorkloadCert(ca, { namespace: SERVER.namespace, serviceAccount: SERVER_SA, dir: join(dir, "server") });
+  return { client: { dir: client.dir, spiffeId: client.spiffeId }, server: { dir: server.dir, spiffeId: server.spiffeId } };
 }
 
 export interface ModulePaths {
@@ -143,14 +167,33 @@ function collectorCluster(port: number): any {
   return renderTemplate("cluster.yaml", { NAME: ZIPKIN_CLUSTER, ADDRESS: "127.0.0.1", PORT: port });
 }
 
+/** The client's cluster to the server sidecar, originating mTLS when the pair has certificates. */
+function outbound(name: string, serverPort: number, mtls: PairCertificates | undefined): any {
+  const cluster = serviceCluster(name, serverPort, SERVICE, SERVER);
+  if (mtls) {
+    const service = { ...SERVICE, port: 9080, protocol: "http" as const };
+    cluster.transport_socket = originateMtlsSocket(mtls.client, service, [spiffeId(SERVER.namespace, SERVER_SA)]);
+  }
+  return cluster;
+}
+
 /** Starts the server sidecar, then the client sidecar pointing at it, both pinned. */
 export async function startPair(tag: string, filters: Filters, mod: ModulePaths, upstream: Upstream, where: Placement): Promise<Pair> {
   const serverPort = await freePort();
   const inboundCluster = "inbound|9080||";
+  const inbound = listener("virtualInbound", serverPort, "INBOUND", inboundCluster, filters, mod, filters.serverConfig, filters.serverRootId ?? "");
+  if (filters.mtls) {
+    inbound.listener_filters = [{
+      name: "envoy.filters.listener.tls_inspector",
+      typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
+    }];
+    inbound.filter_chains[0].filter_chain_match = { transport_protocol: "tls", application_protocols: ALPN_MATCH_HTTP };
+    inbound.filter_chains[0].transport_socket = terminateMtls(filters.mtls.server, "http");
+  }
   const server = await startEnvoy({
     name: `bench-${tag}-server`,
     node: sidecarNode(SERVER),
-    listeners: [listener("virtualInbound", serverPort, "INBOUND", inboundCluster, filters, mod, filters.serverConfig, filters.serverRootId ?? "")],
+    listeners: [inbound],
     clusters: [serviceCluster(inboundCluster, upstream.port, SERVICE), collectorCluster(upstream.collectorPort)],
     concurrency: 1,
     flushOnAdmin: true,
@@ -163,7 +206,7 @@ export async function startPair(tag: string, filters: Filters, mod: ModulePaths,
       name: `bench-${tag}-client`,
       node: sidecarNode(CLIENT),
       listeners: [listener(`outbound_${SERVICE.name}`, clientPort, "OUTBOUND", outboundCluster, filters, mod, filters.clientConfig, filters.clientRootId ?? "")],
-      clusters: [serviceCluster(outboundCluster, serverPort, SERVICE, SERVER), collectorCluster(upstream.collectorPort)],
+      clusters: [outbound(outboundCluster, serverPort, filters.mtls), collectorCluster(upstream.collectorPort)],
       concurrency: 1,
       flushOnAdmin: true,
     });

@@ -46,6 +46,8 @@ export interface ModelSeries {
   labels: Record<string, string>;
   /** Per-second rate during the steady traffic. */
   rate: number;
+  /** A gauge's value (counters' totals are not modelled). */
+  value?: number;
 }
 
 function workloadLabels(side: "source" | "destination", w: Workload | null): Record<string, string> {
@@ -67,6 +69,11 @@ export interface ModelOptions {
    * plugin has no TCP exchange, so by default its destination reporter says `unknown`.
    */
   tcpPeerOverMtls?: boolean;
+  /**
+   * istio_build{component="proxy",tag} 1 from each proxy running the plugin (the tag is the
+   * node metadata's ISTIO_VERSION), as Istio's stats filter reports it.
+   */
+  build?: { tag: string; proxies: number };
 }
 
 /**
@@ -89,9 +96,12 @@ export function modelSeries(flows: Flow[], opts: ModelOptions = {}): ModelSeries
   for (const f of flows) {
     for (const reporter of ["source", "destination"] as const) {
       const knowsSource = reporter === "source" || f.protocol !== "tcp" || (opts.tcpPeerOverMtls === true && f.mtls);
+      const source = workloadLabels("source", knowsSource ? f.source : null);
+      // Without the workload, an mTLS peer's namespace still comes from its SPIFFE id, as in Istio.
+      if (!knowsSource && f.mtls) source.source_workload_namespace = f.source.namespace;
       const base: Record<string, string> = {
         reporter,
-        ...workloadLabels("source", knowsSource ? f.source : null),
+        ...source,
         ...workloadLabels("destination", f.destination),
         destination_service: serviceFqdn(f.service),
         destination_service_name: f.service.name,
@@ -122,6 +132,7 @@ export function modelSeries(flows: Flow[], opts: ModelOptions = {}): ModelSeries
       }
     }
   }
+  if (opts.build) out.set("istio_build", { name: "istio_build", labels: { component: "proxy", tag: opts.build.tag }, rate: 0, value: opts.build.proxies });
   return [...out.values()];
 }
 
@@ -192,8 +203,8 @@ function quantile(q: number, buckets: Array<{ le: number; v: number }>): { v: nu
 }
 
 /**
- * Evaluates a parsed query over the model's series. An instant selector without a range reads
- * NaN (totals are not modelled; variable queries only need the label sets).
+ * Evaluates a parsed query over the model's series. An instant selector without a range reads a
+ * gauge's value, else NaN (totals are not modelled; variable queries only need the label sets).
  */
 export function evaluate(node: Node, series: ModelSeries[]): Value {
   switch (node.type) {
@@ -213,7 +224,10 @@ export function evaluate(node: Node, series: ModelSeries[]): Value {
     case "selector": {
       const samples = series
         .filter((s) => (node.name === "" || s.name === node.name) && node.matchers.every((m) => matches({ __name__: s.name, ...s.labels }, m)))
-        .map((s) => ({ labels: { __name__: s.name, ...s.labels }, v: node.range ? s.rate : NaN, lo: node.range ? s.rate : NaN, hi: node.range ? s.rate : NaN }));
+        .map((s) => {
+          const v = node.range ? s.rate : s.value ?? NaN;
+          return { labels: { __name__: s.name, ...s.labels }, v, lo: v, hi: v };
+        });
       return { kind: "vector", samples };
     }
     case "subquery":

@@ -60,6 +60,8 @@ export interface WasmPluginSpec {
 }
 
 export interface WasmPlugin {
+  /** WasmPlugin, or Istio >= 1.30's TrafficExtension with `spec.wasm` (same filter either way). */
+  kind: "WasmPlugin" | "TrafficExtension";
   name: string;
   namespace: string;
   spec: WasmPluginSpec;
@@ -70,6 +72,10 @@ export interface WasmPlugin {
 export const WASM_PLUGIN_API_VERSION = "extensions.istio.io/v1alpha1";
 const SUPPORTED_FIELDS = ["url", "sha256", "imagePullPolicy", "phase", "priority", "pluginName", "pluginConfig", "failStrategy", "type", "match", "vmConfig"];
 const UNSUPPORTED_FIELDS = ["selector", "targetRef", "targetRefs", "imagePullSecret", "verificationKey"];
+// TrafficExtension (extensions.istio.io/v1alpha1, Istio >= 1.30): placement at the top of the
+// spec, the module's fields under `wasm` (or a `lua` filter instead, which this loader refuses).
+const TRAFFIC_EXTENSION_PLACEMENT = ["phase", "priority", "match"];
+const KINDS = ["WasmPlugin", "TrafficExtension"];
 
 // ---------------------------------------------------------------------------------------------
 // Manifest reading, with a type check per field
@@ -124,39 +130,57 @@ export function checkWasmPlugin(doc: unknown, source = "<manifest>"): WasmPlugin
   const meta = new Reader(source).object(top.metadata, "metadata");
   const name = new Reader(source).string(meta.name, "metadata.name");
   const namespace = meta.namespace === undefined ? "default" : new Reader(source).string(meta.namespace, "metadata.namespace");
-  const r = new Reader(`${source}: WasmPlugin ${namespace}/${name}`);
-  if (top.apiVersion !== WASM_PLUGIN_API_VERSION || top.kind !== "WasmPlugin") {
-    r.fail("apiVersion/kind", `expected ${WASM_PLUGIN_API_VERSION} WasmPlugin, got ${String(top.apiVersion)} ${String(top.kind)}`);
+  const kind = KINDS.includes(top.kind as string) ? (top.kind as WasmPlugin["kind"]) : "WasmPlugin";
+  const r = new Reader(`${source}: ${kind} ${namespace}/${name}`);
+  if (top.apiVersion !== WASM_PLUGIN_API_VERSION || !KINDS.includes(top.kind as string)) {
+    r.fail("apiVersion/kind", `expected ${WASM_PLUGIN_API_VERSION} WasmPlugin or TrafficExtension, got ${String(top.apiVersion)} ${String(top.kind)}`);
   }
-  const s = r.object(top.spec, "spec");
+  const topSpec = r.object(top.spec, "spec");
+  let s = topSpec;
+  // Where each field sits, for messages: spec.<field>, or spec.wasm.<field> in a TrafficExtension.
+  const at = (key: string) => (kind === "TrafficExtension" && !TRAFFIC_EXTENSION_PLACEMENT.includes(key) ? `spec.wasm.${key}` : `spec.${key}`);
+  if (kind === "TrafficExtension") {
+    for (const key of Object.keys(topSpec)) {
+      if (key === "lua") r.fail("spec.lua", "a Lua extension: valid in Istio, but the local loader only loads Wasm (spec.wasm)");
+      if (key === "selector" || key === "targetRefs") r.fail(`spec.${key}`, "valid in Istio but not supported by the local loader (it configures one proxy)");
+      if (key !== "wasm" && !TRAFFIC_EXTENSION_PLACEMENT.includes(key)) r.fail(`spec.${key}`, `unknown field (supported: wasm, ${TRAFFIC_EXTENSION_PLACEMENT.join(", ")})`);
+    }
+    if (topSpec.wasm === undefined) r.fail("spec.wasm", "required (exactly one of wasm or lua)");
+    const wasm = r.object(topSpec.wasm, "spec.wasm");
+    for (const key of Object.keys(wasm)) {
+      if (TRAFFIC_EXTENSION_PLACEMENT.includes(key)) r.fail(`spec.wasm.${key}`, `unknown field (${key} is spec.${key} in a TrafficExtension)`);
+    }
+    s = { ...wasm };
+    for (const key of TRAFFIC_EXTENSION_PLACEMENT) if (topSpec[key] !== undefined) s[key] = topSpec[key];
+  }
   for (const key of Object.keys(s)) {
-    if (UNSUPPORTED_FIELDS.includes(key)) r.fail(`spec.${key}`, "valid in Istio but not supported by the local loader (it configures one proxy)");
-    if (!SUPPORTED_FIELDS.includes(key)) r.fail(`spec.${key}`, `unknown field (supported: ${SUPPORTED_FIELDS.join(", ")})`);
+    if (UNSUPPORTED_FIELDS.includes(key)) r.fail(at(key), "valid in Istio but not supported by the local loader (it configures one proxy)");
+    if (!SUPPORTED_FIELDS.includes(key)) r.fail(at(key), `unknown field (supported: ${SUPPORTED_FIELDS.join(", ")})`);
   }
-  if (s.url === undefined) r.fail("spec.url", "required");
-  const url = r.string(s.url, "spec.url");
-  if (url.length === 0) r.fail("spec.url", "must not be empty");
+  if (s.url === undefined) r.fail(at("url"), "required");
+  const url = r.string(s.url, at("url"));
+  if (url.length === 0) r.fail(at("url"), "must not be empty");
   let sha256: string | undefined;
   if (s.sha256 !== undefined) {
-    sha256 = r.string(s.sha256, "spec.sha256");
-    if (!/^([a-f0-9]{64})?$/.test(sha256)) r.fail("spec.sha256", `expected 64 lowercase hex digits (the image manifest digest without "sha256:"), got ${JSON.stringify(sha256)}`);
+    sha256 = r.string(s.sha256, at("sha256"));
+    if (!/^([a-f0-9]{64})?$/.test(sha256)) r.fail(at("sha256"), `expected 64 lowercase hex digits (the image manifest digest without "sha256:"), got ${JSON.stringify(sha256)}`);
     if (sha256 === "") sha256 = undefined;
   }
   const spec: WasmPluginSpec = {
     url,
     sha256,
-    imagePullPolicy: s.imagePullPolicy === undefined ? "UNSPECIFIED_POLICY" : r.oneOf(s.imagePullPolicy, "spec.imagePullPolicy", PULL_POLICIES),
-    phase: s.phase === undefined ? "UNSPECIFIED_PHASE" : r.oneOf(s.phase, "spec.phase", PHASES),
-    priority: s.priority === undefined || s.priority === null ? undefined : r.integer(s.priority, "spec.priority", -(2 ** 31), 2 ** 31 - 1),
-    pluginName: s.pluginName === undefined ? undefined : r.string(s.pluginName, "spec.pluginName"),
-    pluginConfig: s.pluginConfig === undefined ? undefined : r.object(s.pluginConfig, "spec.pluginConfig"),
-    failStrategy: s.failStrategy === undefined ? "FAIL_CLOSE" : r.oneOf(s.failStrategy, "spec.failStrategy", FAIL_STRATEGIES),
-    type: s.type === undefined ? "UNSPECIFIED_PLUGIN_TYPE" : r.oneOf(s.type, "spec.type", PLUGIN_TYPES),
+    imagePullPolicy: s.imagePullPolicy === undefined ? "UNSPECIFIED_POLICY" : r.oneOf(s.imagePullPolicy, at("imagePullPolicy"), PULL_POLICIES),
+    phase: s.phase === undefined ? "UNSPECIFIED_PHASE" : r.oneOf(s.phase, at("phase"), PHASES),
+    priority: s.priority === undefined || s.priority === null ? undefined : r.integer(s.priority, at("priority"), -(2 ** 31), 2 ** 31 - 1),
+    pluginName: s.pluginName === undefined ? undefined : r.string(s.pluginName, at("pluginName")),
+    pluginConfig: s.pluginConfig === undefined ? undefined : r.object(s.pluginConfig, at("pluginConfig")),
+    failStrategy: s.failStrategy === undefined ? "FAIL_CLOSE" : r.oneOf(s.failStrategy, at("failStrategy"), FAIL_STRATEGIES),
+    type: s.type === undefined ? "UNSPECIFIED_PLUGIN_TYPE" : r.oneOf(s.type, at("type"), PLUGIN_TYPES),
     match: [],
     env: [],
   };
   if (spec.pluginName !== undefined && (spec.pluginName.length < 1 || spec.pluginName.length > 256)) {
-    r.fail("spec.pluginName", "must be 1 to 256 characters");
+    r.fail(at("pluginName"), "must be 1 to 256 characters");
   }
   if (s.match !== undefined) {
     r.list(s.match, "spec.match").forEach((m, i) => {
@@ -171,12 +195,12 @@ export function checkWasmPlugin(doc: unknown, source = "<manifest>"): WasmPlugin
     });
   }
   if (s.vmConfig !== undefined) {
-    const vm = r.object(s.vmConfig, "spec.vmConfig");
-    for (const key of Object.keys(vm)) if (key !== "env") r.fail(`spec.vmConfig.${key}`, "unknown field (supported: env)");
+    const vm = r.object(s.vmConfig, at("vmConfig"));
+    for (const key of Object.keys(vm)) if (key !== "env") r.fail(`${at("vmConfig")}.${key}`, "unknown field (supported: env)");
     if (vm.env !== undefined) {
       const seen = new Set<string>();
-      r.list(vm.env, "spec.vmConfig.env").forEach((e, i) => {
-        const p = `spec.vmConfig.env[${i}]`;
+      r.list(vm.env, `${at("vmConfig")}.env`).forEach((e, i) => {
+        const p = `${at("vmConfig")}.env[${i}]`;
         const eo = r.object(e, p);
         const envName = r.string(eo.name, `${p}.name`);
         if (envName.length === 0) r.fail(`${p}.name`, "must not be empty");
@@ -189,10 +213,10 @@ export function checkWasmPlugin(doc: unknown, source = "<manifest>"): WasmPlugin
       });
     }
   }
-  return { name, namespace, spec, source };
+  return { kind, name, namespace, spec, source };
 }
 
-/** All WasmPlugins in a YAML stream (other kinds are skipped). */
+/** All WasmPlugins and TrafficExtensions in a YAML stream (other kinds are skipped). */
 export function parseWasmPlugins(text: string, source = "<manifest>"): WasmPlugin[] {
   const out: WasmPlugin[] = [];
   for (const doc of parseAllDocuments(text)) {
@@ -200,7 +224,7 @@ export function parseWasmPlugins(text: string, source = "<manifest>"): WasmPlugi
     const value = doc.toJS();
     if (value === null || value === undefined) continue;
     const line = text.slice(0, doc.range[0]).split("\n").length;
-    if (typeof value === "object" && !Array.isArray(value) && value.kind !== "WasmPlugin") continue;
+    if (typeof value === "object" && !Array.isArray(value) && !KINDS.includes(value.kind)) continue;
     out.push(checkWasmPlugin(value, `${source}:${line}`));
   }
   return out;

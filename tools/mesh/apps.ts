@@ -20,24 +20,40 @@ export interface AppLaunch {
   listen: string;
   /** Service name -> URL (and Host header) it calls. */
   upstreams: Record<string, { url: string; host?: string }>;
+  /** TCP service name -> where it dials it. */
+  tcpUpstreams?: Record<string, { host: string; port: number }>;
   /** Run inside this network namespace (else on the host, for the loopback fallback). */
   netns?: string;
   seed: number;
 }
 
+/** Debian's redis-server: no persistence, listening on every address of its pod (or on loopback). */
+function redisCommand(listen: string): string[] {
+  const i = listen.lastIndexOf(":");
+  const [host, port] = [listen.slice(0, i), listen.slice(i + 1)];
+  return ["redis-server", "--port", port, "--bind", host === "0.0.0.0" ? "0.0.0.0" : host, "--protected-mode", "no",
+    "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp", "--loglevel", "notice"];
+}
+
 export async function startApp(a: AppLaunch): Promise<AppProcess> {
   const app = a.pod.app!;
+  if (app.role === "redis") return launch(a, redisCommand(a.listen), /Ready to accept connections/);
   const config = {
     role: app.role,
     version: a.pod.workload.version,
     listen: a.listen,
     upstreams: a.upstreams,
+    tcpUpstreams: a.tcpUpstreams,
     failRate: app.failRate,
     latency: app.latency,
     seed: a.seed,
   };
   const node = [process.execPath, "--import", "tsx", join(ROOT, "tools/mesh/apps/service.ts"), "--config", JSON.stringify(config)];
-  const [cmd, ...args] = a.netns ? ["ip", "netns", "exec", a.netns, ...node] : node;
+  return launch(a, node, /^listening /m);
+}
+
+async function launch(a: AppLaunch, command: string[], ready: RegExp): Promise<AppProcess> {
+  const [cmd, ...args] = a.netns ? ["ip", "netns", "exec", a.netns, ...command] : command;
   // Its own process group: Ctrl-C on the terminal reaches the demo, which stops the apps in order.
   const child = spawn(cmd, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -62,7 +78,7 @@ export async function startApp(a: AppLaunch): Promise<AppProcess> {
     },
   };
   const deadline = Date.now() + 30_000;
-  while (!/^listening /m.test(output)) {
+  while (!ready.test(output)) {
     if (exited) throw new Error(`${a.pod.key}: app exited before listening:\n${output.slice(-2000)}`);
     if (Date.now() > deadline) {
       await proc.stop();

@@ -142,6 +142,9 @@ export async function ensureEnvoyImage(): Promise<"built" | "cached"> {
   return "built";
 }
 
+/** Where a sidecar container sees its config directory (envoy.json, certs/). */
+export const CONTAINER_CONFIG_DIR = "/etc/istio/proxy";
+
 export interface SidecarContainer {
   name: string;
   netns: string;
@@ -162,7 +165,7 @@ export async function runSidecarContainer(c: SidecarContainer): Promise<string> 
     "--network", `ns:/run/netns/${c.netns}`,
     "--user", "1337:1337",
     "--log-opt", "max-size=20mb",
-    "--volume", `${c.configDir}:/etc/istio/proxy:ro`,
+    "--volume", `${c.configDir}:${CONTAINER_CONFIG_DIR}:ro`,
     ...c.readOnlyMounts.flatMap((m) => ["--volume", `${m}:${m}:ro`]),
     ENVOY_IMAGE,
     "--config-path", "/etc/istio/proxy/envoy.json",

@@ -3,12 +3,16 @@
 // WasmPlugin loader produced.
 //
 // Intercepted pods (containers): virtualOutbound 15001 -> 0.0.0.0_9080 (routes by Host to
-// outbound|9080||<svc>), virtualInbound 15006 (a chain per app port -> inbound|9080||), plus
-// 15090 (/stats/prometheus) and 15021 (/healthz/ready); admin on 127.0.0.1:15000.
+// outbound|9080||<svc>) or <ClusterIP>_6379 (tcp_proxy to outbound|6379||redis...),
+// virtualInbound 15006 (per app port an mTLS and a plaintext chain -> inbound|<port>||), plus
+// 15090 (/stats/prometheus) and 15021 (/healthz/ready); admin on 127.0.0.1:15000. With
+// certificates, service clusters originate Istio's mTLS. The NETWORK WasmPlugin's filter sits
+// where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
 // Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
 import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../harness/envoy.ts";
 import { sidecarNode } from "../harness/sidecars.ts";
 import { filtersFor, type LoadedWasmPlugin } from "../harness/wasmplugin.ts";
+import { spiffeId } from "./ca.ts";
 import { outboundClusterName, serviceFqdn, type PodDef, type ServiceDef, type Topology } from "./topology.ts";
 
 export const ADMIN_PORT = 15000;
@@ -49,6 +53,106 @@ export function serviceCluster(name: string, service: { name: string; namespace:
   });
 }
 
+// ---- mutual TLS, as istiod configures it with auto mTLS and PERMISSIVE peer authentication --
+// Certificates are files in the pod's config directory (cert-chain.pem, key.pem, root-cert.pem,
+// tools/mesh/ca.ts), where Istio would deliver the same over SDS.
+
+/** Where a proxy finds its certificate files, and its own SPIFFE id. */
+export interface ProxyCerts {
+  dir: string;
+  spiffeId: string;
+}
+
+const TLS_SOCKET = "envoy.transport_sockets.tls";
+// ALPN, from istio pilot/pkg/networking/util: the client offers istio-peer-exchange + istio on
+// TCP clusters (ALPNInMeshWithMxc); on HTTP clusters Istio's istio.alpn filter overrides that
+// with istio-http/1.0, istio-http/1.1 or istio-h2 by upstream protocol: the apps speak HTTP/1.1.
+const ALPN_CLIENT_TCP = ["istio-peer-exchange", "istio"];
+const ALPN_CLIENT_HTTP11 = ["istio-http/1.1"];
+// The inbound side selects its mTLS chains by the client's offer (tls_inspector) ...
+export const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
+const ALPN_MATCH_TCP = ["istio-peer-exchange", "istio"];
+// ... and answers with these (ALPNHttp, ALPNDownstreamWithMxc).
+const ALPN_SERVER_HTTP = ["h2", "http/1.1"];
+const ALPN_SERVER_TCP = ["istio-peer-exchange", "h2", "http/1.1"];
+
+function commonTlsContext(certs: ProxyCerts, alpn: string[], peerSans?: string[]): any {
+  return {
+    alpn_protocols: alpn,
+    tls_certificates: [{ certificate_chain: { filename: `${certs.dir}/cert-chain.pem` }, private_key: { filename: `${certs.dir}/key.pem` } }],
+    validation_context: {
+      trusted_ca: { filename: `${certs.dir}/root-cert.pem` },
+      ...(peerSans ? { match_typed_subject_alt_names: peerSans.map((san) => ({ san_type: "URI", matcher: { exact: san } })) } : {}),
+    },
+  };
+}
+
+/**
+ * The client side of Istio's mTLS to a service port: SNI outbound_.<port>_._.<fqdn>, Istio's
+ * ALPN for the protocol, and the service's SPIFFE ids as the only accepted server SANs.
+ */
+export function originateMtlsSocket(certs: ProxyCerts, s: Pick<ServiceDef, "name" | "namespace" | "port" | "protocol">, serverSans: string[]): any {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: `outbound_.${s.port}_._.${serviceFqdn(s)}`,
+      common_tls_context: commonTlsContext(certs, s.protocol === "tcp" ? ALPN_CLIENT_TCP : ALPN_CLIENT_HTTP11, serverSans),
+    },
+  };
+}
+
+/**
+ * Istio's outbound cluster TLS: transport_socket_matches picks mTLS for endpoints labelled
+ * tlsMode=istio (every sidecar'd pod), plaintext otherwise.
+ */
+function originateMtls(cluster: any, s: ServiceDef, certs: ProxyCerts, serverSans: string[]): any {
+  for (const e of cluster.load_assignment.endpoints.flatMap((x: any) => x.lb_endpoints)) {
+    e.metadata.filter_metadata["envoy.transport_socket_match"] = { tlsMode: "istio" };
+  }
+  cluster.transport_socket_matches = [
+    { name: "tlsMode-istio", match: { tlsMode: "istio" }, transport_socket: originateMtlsSocket(certs, s, serverSans) },
+    { name: "tlsMode-disabled", match: {}, transport_socket: { name: "envoy.transport_sockets.raw_buffer", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } } },
+  ];
+  return cluster;
+}
+
+/** Terminates mutual TLS on an inbound chain: a client certificate from the mesh root is required. */
+export function terminateMtls(certs: ProxyCerts, protocol: "http" | "tcp"): any {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+      require_client_certificate: true,
+      common_tls_context: commonTlsContext(certs, protocol === "tcp" ? ALPN_SERVER_TCP : ALPN_SERVER_HTTP),
+    },
+  };
+}
+
+/**
+ * PERMISSIVE inbound chains for one port, as istiod builds them: mTLS (transport tls, Istio's
+ * ALPN) and plaintext (raw_buffer), the same filters on both. Without certificates, plaintext only.
+ */
+function inboundChains(port: number, protocol: "http" | "tcp", filters: any[], certs?: ProxyCerts): any[] {
+  const base = `0.0.0.0_${port}`;
+  if (!certs) return [{ name: base, filter_chain_match: { destination_port: port }, filters }];
+  return [
+    {
+      name: base,
+      filter_chain_match: { destination_port: port, transport_protocol: "tls", application_protocols: protocol === "tcp" ? ALPN_MATCH_TCP : ALPN_MATCH_HTTP },
+      filters,
+      transport_socket: terminateMtls(certs, protocol),
+    },
+    // istiod names both chains of a port alike (listener_inbound.go inboundChainConfig.Name).
+    { name: base, filter_chain_match: { destination_port: port, transport_protocol: "raw_buffer" }, filters },
+  ];
+}
+
+/** The SPIFFE ids of the pods behind a service (istiod's service accounts for SAN checks). */
+function serviceSans(t: Topology, s: ServiceDef): string[] {
+  return [...new Set(t.pods.filter((p) => p.service === s.name).map((p) => spiffeId(p.workload.namespace, p.serviceAccount)))];
+}
+
 function staticCluster(name: string, address: string, port: number, extra: Record<string, unknown> = {}): any {
   return {
     name,
@@ -67,6 +171,15 @@ function passthroughCluster(name: string, bindAddress?: string): any {
     lb_policy: "CLUSTER_PROVIDED",
     ...(bindAddress ? { upstream_bind_config: { source_address: { address: bindAddress, port_value: 0 } } } : {}),
   };
+}
+
+/**
+ * istiod's network filters in front of an HTTP connection manager: NETWORK WasmPlugins go on HTTP
+ * chains too (pilot/pkg/networking/core listener.go, listener_inbound.go), not only on TCP ones.
+ */
+function withNetworkFilters(listener: any, networkFilters: any[]): any {
+  for (const chain of listener.filter_chains) chain.filters.unshift(...networkFilters);
+  return listener;
 }
 
 function tcpProxy(statPrefix: string, cluster: string): any {
@@ -108,12 +221,15 @@ export interface MeshAddressing {
 }
 
 /** All service clusters of the mesh, with endpoints at the pods' IPs (every proxy gets all, as without a Sidecar resource). */
-function serviceClusters(t: Topology, addr: MeshAddressing): any[] {
-  return t.services.map((s) => serviceCluster(
-    outboundClusterName(s),
-    s,
-    t.pods.filter((p) => p.service === s.name).map((p) => ({ address: addr.podIp(p.key), port: s.port, pod: p })),
-  ));
+function serviceClusters(t: Topology, addr: MeshAddressing, certs?: ProxyCerts): any[] {
+  return t.services.map((s) => {
+    const c = serviceCluster(
+      outboundClusterName(s),
+      s,
+      t.pods.filter((p) => p.service === s.name).map((p) => ({ address: addr.podIp(p.key), port: s.port, pod: p })),
+    );
+    return certs ? originateMtls(c, s, certs, serviceSans(t, s)) : c;
+  });
 }
 
 function commonClusters(addr: MeshAddressing): any[] {
@@ -125,27 +241,31 @@ function commonClusters(addr: MeshAddressing): any[] {
   ];
 }
 
-/** The bootstrap of an intercepted pod (sidecar or gateway) in its own network namespace. */
-export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plugins: LoadedWasmPlugin[]): any {
+/**
+ * The bootstrap of an intercepted pod (sidecar or gateway) in its own network namespace. With
+ * `certs`, every hop to another sidecar is mutual TLS and inbound chains accept mTLS and
+ * plaintext (PERMISSIVE, Istio's default).
+ */
+export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plugins: LoadedWasmPlugin[], certs?: ProxyCerts): any {
   const listeners: any[] = [...renderTemplate("mesh-agent-listeners.yaml", {})];
-  const clusters: any[] = [...serviceClusters(t, addr), ...commonClusters(addr)];
-  const ports = [...new Set(t.services.map((s) => s.port))];
+  const clusters: any[] = [...serviceClusters(t, addr, certs), ...commonClusters(addr)];
+  const ports = [...new Set(t.services.filter((s) => s.protocol === "http").map((s) => s.port))];
 
   if (pod.kind === "gateway") {
     const target = t.services.find((s) => s.name === t.gatewayRoutesTo)!;
-    listeners.push(renderTemplate("mesh-gateway-listener.yaml", {
+    listeners.push(withNetworkFilters(renderTemplate("mesh-gateway-listener.yaml", {
       NAME: `0.0.0.0_${t.gatewayPort}`,
       PORT: t.gatewayPort,
       ROUTE_NAME: `http.${t.gatewayPort}`,
       VIRTUAL_HOSTS: [{ name: "*:80", domains: ["*"], routes: [serviceRoute(outboundClusterName(target))] }],
       HTTP_FILTERS: [...filtersFor(plugins, "http", "outbound", t.gatewayPort), ROUTER_FILTER],
-    }));
+    }), filtersFor(plugins, "network", "outbound", t.gatewayPort)));
   } else {
     listeners.push(renderTemplate("mesh-virtual-outbound.yaml", {
       PASSTHROUGH_FILTERS: [...filtersFor(plugins, "network", "outbound"), tcpProxy("PassthroughCluster", "PassthroughCluster")],
     }));
     for (const port of ports) {
-      listeners.push(renderTemplate("mesh-outbound-http.yaml", {
+      listeners.push(withNetworkFilters(renderTemplate("mesh-outbound-http.yaml", {
         NAME: `0.0.0.0_${port}`,
         PORT: port,
         STAT_PREFIX: `outbound_0.0.0.0_${port}`,
@@ -159,19 +279,33 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
           { name: "allow_any", domains: ["*"], routes: [{ name: "allow_any", match: { prefix: "/" }, route: { cluster: "PassthroughCluster", timeout: "0s" } }] },
         ],
         HTTP_FILTERS: [...filtersFor(plugins, "http", "outbound", port), ROUTER_FILTER],
-      }));
+      }), filtersFor(plugins, "network", "outbound", port)));
+    }
+    // TCP services: istiod's <ClusterIP>_<port> listener (not bound), tcp_proxy to the service.
+    for (const s of t.services.filter((x) => x.protocol === "tcp")) {
+      const vip = addr.serviceIp(s.name);
+      listeners.push({
+        name: `${vip}_${s.port}`,
+        address: { socket_address: { address: vip, port_value: s.port } },
+        bind_to_port: false,
+        traffic_direction: "OUTBOUND",
+        filter_chains: [{ filters: [...filtersFor(plugins, "network", "outbound", s.port), tcpProxy(outboundClusterName(s), outboundClusterName(s))] }],
+      });
     }
     const own = t.services.find((s) => s.name === pod.service)!;
     const inboundCluster = `inbound|${own.port}||`;
+    const ownFilters = own.protocol === "tcp"
+      ? [...filtersFor(plugins, "network", "inbound", own.port), tcpProxy(inboundCluster, inboundCluster)]
+      : [...filtersFor(plugins, "network", "inbound", own.port), ...renderTemplate("mesh-inbound-http-chain.yaml", {
+        NAME: `0.0.0.0_${own.port}`,
+        PORT: own.port,
+        STAT_PREFIX: `inbound_0.0.0.0_${own.port}`,
+        CLUSTER: inboundCluster,
+        HTTP_FILTERS: [...filtersFor(plugins, "http", "inbound", own.port), ROUTER_FILTER],
+      }).filters];
     listeners.push(renderTemplate("mesh-virtual-inbound.yaml", {
       FILTER_CHAINS: [
-        renderTemplate("mesh-inbound-http-chain.yaml", {
-          NAME: `0.0.0.0_${own.port}`,
-          PORT: own.port,
-          STAT_PREFIX: `inbound_0.0.0.0_${own.port}`,
-          CLUSTER: inboundCluster,
-          HTTP_FILTERS: [...filtersFor(plugins, "http", "inbound", own.port), ROUTER_FILTER],
-        }),
+        ...inboundChains(own.port, own.protocol, ownFilters, certs),
         { name: "InboundPassthroughFilterChain", filters: [...filtersFor(plugins, "network", "inbound"), tcpProxy("InboundPassthroughCluster", "InboundPassthroughCluster")] },
       ],
     }));

@@ -1,6 +1,6 @@
 // The service graph as a picture: workloads left to right in call order, one arrow per edge
-// labelled with its request rate, error rate and p99 latency; erroring edges (and the
-// workloads answering with errors) in red. SVG written by hand (no graph library), PNG by
+// labelled with its request rate, error rate and p99 latency (HTTP) or its bytes per second
+// (TCP, dashed blue); erroring edges (and the workloads answering with errors) in red. SVG written by hand (no graph library), PNG by
 // rsvg-convert (Debian librsvg2-bin, installed if missing) or ImageMagick.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ const MARGIN_X = 40;
 const TOP = 96;
 const RED = "#d0312d";
 const OK = "#4f7a5a";
+const TCP = "#2f62c4";
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -68,23 +69,31 @@ function fmtRate(v: number): string {
   return v >= 10 ? v.toFixed(0) : v.toFixed(1);
 }
 
+function fmtBytesRate(v: number): string {
+  if (v >= 1 << 20) return `${(v / (1 << 20)).toFixed(1)} MiB/s`;
+  if (v >= 1024) return `${(v / 1024).toFixed(1)} KiB/s`;
+  return `${v.toFixed(0)} B/s`;
+}
+
 /** The SVG text of the service graph. */
 export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): string {
   const placed = layout(edges);
   const nodes = [...placed.values()];
   const minY = Math.min(...nodes.map((n) => n.y));
   for (const n of nodes) n.y = n.y - minY + TOP + 30;
-  const width = Math.max(...nodes.map((n) => n.x)) + NODE_W + MARGIN_X;
+  // Wide enough for the legend line too.
+  const width = Math.max(Math.max(...nodes.map((n) => n.x)) + NODE_W + MARGIN_X, 1180);
   const legendY = Math.max(...nodes.map((n) => n.y)) + NODE_H + 70;
   const height = legendY + 40;
   const erroring = new Set(edges.filter((e) => e.errorRate > 0).map((e) => e.destination));
   const maxRps = Math.max(1, ...edges.map((e) => e.rps));
+  const maxBytes = Math.max(1, ...edges.map((e) => e.bytesPerSecond));
 
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Verdana, Arial, sans-serif">`);
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   out.push(`<defs>`);
-  for (const [id, colour] of [["ok", OK], ["err", RED]]) {
+  for (const [id, colour] of [["ok", OK], ["err", RED], ["tcp", TCP]]) {
     out.push(`<marker id="arrow-${id}" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="14" markerHeight="14" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="${colour}"/></marker>`);
   }
   out.push(`</defs>`);
@@ -96,23 +105,30 @@ export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): stri
   for (const e of edges) {
     const a = placed.get(e.source)!;
     const b = placed.get(e.destination)!;
+    const tcp = e.protocol === "tcp";
     const bad = e.errorRate > 0;
-    const colour = bad ? RED : OK;
+    const colour = tcp ? TCP : bad ? RED : OK;
     const x1 = a.x + NODE_W;
     const y1 = a.y + NODE_H / 2;
     const x2 = b.x - 2;
     const y2 = b.y + NODE_H / 2;
     const dx = (x2 - x1) / 2;
-    const strokeW = (1.6 + 3.4 * (e.rps / maxRps)).toFixed(1);
-    out.push(`<path d="M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}" fill="none" stroke="${colour}" stroke-width="${strokeW}" marker-end="url(#arrow-${bad ? "err" : "ok"})"/>`);
-    // Label at the curve's midpoint: rate, error rate, p99, one per line.
+    const strokeW = (1.6 + 3.4 * (tcp ? e.bytesPerSecond / maxBytes : e.rps / maxRps)).toFixed(1);
+    const dash = tcp ? ` stroke-dasharray="8 5"` : "";
+    out.push(`<path d="M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}" fill="none" stroke="${colour}" stroke-width="${strokeW}"${dash} marker-end="url(#arrow-${tcp ? "tcp" : bad ? "err" : "ok"})"/>`);
+    // Label at the curve's midpoint: rate, error rate, p99 (HTTP) or bytes/s (TCP), one per line.
     const mx = (x1 + x2) / 2;
     const my = (y1 + y2) / 2;
-    const lines = [
-      { text: `${fmtRate(e.rps)} req/s`, colour: "#222", weight: "bold" },
-      { text: `${(e.errorRate * 100).toFixed(1)}% errors`, colour: bad ? RED : "#444", weight: bad ? "bold" : "normal" },
-      { text: `p99 ${Number.isFinite(e.p99) ? e.p99.toFixed(0) : "-"} ms`, colour: "#444", weight: "normal" },
-    ];
+    const lines = tcp
+      ? [
+        { text: fmtBytesRate(e.bytesPerSecond), colour: "#222", weight: "bold" },
+        { text: "TCP, mTLS", colour: TCP, weight: "normal" },
+      ]
+      : [
+        { text: `${fmtRate(e.rps)} req/s`, colour: "#222", weight: "bold" },
+        { text: `${(e.errorRate * 100).toFixed(1)}% errors`, colour: bad ? RED : "#444", weight: bad ? "bold" : "normal" },
+        { text: `p99 ${Number.isFinite(e.p99) ? e.p99.toFixed(0) : "-"} ms`, colour: "#444", weight: "normal" },
+      ];
     const boxW = 112;
     const boxH = lines.length * 16 + 8;
     labels.push(`<rect x="${mx - boxW / 2}" y="${my - boxH / 2}" width="${boxW}" height="${boxH}" rx="5" fill="#ffffff" fill-opacity="0.94" stroke="${colour}" stroke-width="1"/>`);
@@ -137,7 +153,13 @@ export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): stri
   out.push(`<line x1="${MARGIN_X + 130}" y1="${legendY}" x2="${MARGIN_X + 164}" y2="${legendY}" stroke="${RED}" stroke-width="3"/>`);
   const redText = "5xx responses on the edge (red box: the workload answering them)";
   out.push(`<text x="${MARGIN_X + 172}" y="${legendY + 4}" font-size="12.5" fill="#333">${redText}</text>`);
-  out.push(`<text x="${MARGIN_X + 172 + redText.length * 7.4 + 36}" y="${legendY + 4}" font-size="12.5" fill="#333">line width: request rate</text>`);
+  let legendX = MARGIN_X + 172 + redText.length * 7.4 + 36;
+  if (edges.some((e) => e.protocol === "tcp")) {
+    out.push(`<line x1="${legendX}" y1="${legendY}" x2="${legendX + 34}" y2="${legendY}" stroke="${TCP}" stroke-width="3" stroke-dasharray="8 5"/>`);
+    out.push(`<text x="${legendX + 42}" y="${legendY + 4}" font-size="12.5" fill="#333">TCP (istio_tcp_*, bytes/s)</text>`);
+    legendX += 42 + 26 * 7.4 + 36;
+  }
+  out.push(`<text x="${legendX}" y="${legendY + 4}" font-size="12.5" fill="#333">line width: request rate / bytes</text>`);
   out.push(`</svg>`);
   return out.join("\n") + "\n";
 }

@@ -19,14 +19,16 @@ import type { Zipkin } from "../harness/zipkin.ts";
 import { startApp, type AppProcess } from "./apps.ts";
 import { leftovers, runningMesh, sweepMesh, writeState, type MeshState } from "./cleanup.ts";
 import {
-  containerLogs, containerProblem, containerRunning, ENVOY_IMAGE, ensureEnvoyImage, removeContainers, runSidecarContainer,
+  CONTAINER_CONFIG_DIR, containerLogs, containerProblem, containerRunning, ENVOY_IMAGE, ensureEnvoyImage, removeContainers, runSidecarContainer,
 } from "./containers.ts";
 import { loopbackProxyConfig, podBootstrap, type LoopbackPorts, type MeshAddressing } from "./envoy-config.ts";
 import { deliverPlugin, type PluginDelivery } from "./plugin.ts";
 import { bridgeName, createBridge, createPod, subnetAddress } from "./pods.ts";
 import { isRoot, processStartTime, run, setMarker, stepper, which, type Step } from "./sys.ts";
-import { APP_PORT, bookinfo, type PodDef, type Topology } from "./topology.ts";
-import { driveTraffic, type TrafficResult } from "./traffic.ts";
+import { createMeshCa, issueWorkloadCert, type MeshCa } from "./ca.ts";
+import { APP_PORT, bookinfo, REDIS_PORT, type PodDef, type Topology } from "./topology.ts";
+import { driveOutsideCaller, driveTraffic, type TrafficResult } from "./traffic.ts";
+import { REDIS_GET_STARS } from "./apps/redis-wire.ts";
 import { startZipkin } from "../harness/zipkin.ts";
 import type { Jaeger } from "../harness/jaeger.ts";
 import { demoTracing, startDemoJaeger } from "./jaeger.ts";
@@ -65,6 +67,8 @@ export interface PodRuntime {
 export interface TrafficRun extends TrafficResult {
   rps: number;
   seconds: number;
+  /** The plaintext caller from outside the mesh that ran alongside (containers mode). */
+  outside?: { http: number; httpOk: number; tcp: number; tcpOk: number };
 }
 
 export class Mesh {
@@ -81,6 +85,8 @@ export class Mesh {
   gatewayUrl = "";
   bridge?: { name: string; ip: string };
   lastTraffic?: TrafficRun;
+  /** The mesh CA (containers mode): every sidecar-to-sidecar hop is mutual TLS with its certificates. */
+  ca?: MeshCa;
   private cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
   private downPromise?: Promise<string[]>;
 
@@ -123,10 +129,22 @@ export class Mesh {
     await this.prometheus?.waitForScrapes(2);
   }
 
-  /** Bounded load through the gateway: `rps` requests per second for `seconds`. */
+  /**
+   * Bounded load through the gateway: `rps` requests per second for `seconds`. In containers
+   * mode a plaintext caller from outside the mesh (the host) runs alongside, straight to
+   * productpage and redis, as PERMISSIVE mode admits (driveOutsideCaller).
+   */
   async drive(o: { rps: number; seconds: number; onProgress?: (r: TrafficResult, elapsedMs: number) => void; abort?: AbortSignal }): Promise<TrafficRun> {
+    const outside = this.mode === "containers"
+      ? driveOutsideCaller({
+        httpUrl: `http://${this.pod("productpage-v1").ip}:${APP_PORT}/productpage/outside-{i}`,
+        tcp: { host: this.pod("redis-v1").ip, port: REDIS_PORT, payload: REDIS_GET_STARS },
+        durationMs: o.seconds * 1000,
+        abort: o.abort,
+      })
+      : undefined;
     const r = await driveTraffic({ url: `${this.gatewayUrl}/productpage/{i}`, rps: o.rps, durationMs: o.seconds * 1000, onProgress: o.onProgress, abort: o.abort });
-    this.lastTraffic = { ...r, rps: o.rps, seconds: o.seconds };
+    this.lastTraffic = { ...r, rps: o.rps, seconds: o.seconds, outside: await outside };
     return this.lastTraffic;
   }
 }
@@ -234,13 +252,19 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
   }
   step(`pods: ${mesh.pods.map((p) => `${p.netns} ${p.ip}`).join(", ")}; istio-iptables rules in each sidecar pod (15001 out, 15006 in, uid 1337 excluded)`);
 
+  const portOf = (service: string) => t.services.find((s) => s.name === service)!.port;
   await Promise.all(mesh.pods.filter((x) => x.def.app).map(async (p, i) => {
-    const upstreams = Object.fromEntries(p.def.app!.calls.map((s) => [s, { url: `http://${s}:${APP_PORT}` }]));
-    const app = await startApp({ pod: p.def, listen: `0.0.0.0:${APP_PORT}`, upstreams, netns: p.netns, seed: i + 1 });
+    const upstreams = Object.fromEntries(p.def.app!.calls.map((s) => [s, { url: `http://${s}:${portOf(s)}` }]));
+    const tcpUpstreams = Object.fromEntries((p.def.app!.tcpCalls ?? []).map((s) => [s, { host: s, port: portOf(s) }]));
+    const app = await startApp({ pod: p.def, listen: `0.0.0.0:${portOf(p.def.service!)}`, upstreams, tcpUpstreams, netns: p.netns, seed: i + 1 });
     p.app = app;
     mesh.onDown(`app ${p.def.key}`, () => app.stop());
   }));
-  step(`apps listening on :${APP_PORT} in their pods, calling ${[...new Set(t.pods.flatMap((p) => p.app?.calls ?? []))].map((s) => `http://${s}:${APP_PORT}`).join(", ")}`);
+  const calls = [...new Set(t.pods.flatMap((p) => [...(p.app?.calls ?? []).map((s) => `http://${s}:${portOf(s)}`), ...(p.app?.tcpCalls ?? []).map((s) => `tcp://${s}:${portOf(s)}`)]))];
+  step(`apps listening in their pods (${mesh.pods.filter((p) => p.app).map((p) => `${p.def.key} :${portOf(p.def.service!)}`).join(", ")}), calling ${calls.join(", ")}`);
+
+  // The mesh CA, as istiod's: a root now, a 24 h certificate per workload with its SPIFFE id.
+  mesh.ca = await createMeshCa(join(outDir, "ca"));
 
   const addressing: MeshAddressing = { podIp, serviceIp, zipkin: { address: bridgeIp, port: ZIPKIN_COLLECTOR_PORT } };
   for (const p of mesh.pods) {
@@ -248,7 +272,10 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     p.configPath = join(dir, "envoy.json");
-    writeFileSync(p.configPath, JSON.stringify(podBootstrap(t, p.def, addressing, mesh.plugin.plugins), null, 2));
+    // The proxy (uid 1337) reads its certificate files from the mounted config directory.
+    const cert = await issueWorkloadCert(mesh.ca, { namespace: p.def.workload.namespace, serviceAccount: p.def.serviceAccount, dir: join(dir, "certs"), owner: 1337 });
+    const certs = { dir: `${CONTAINER_CONFIG_DIR}/certs`, spiffeId: cert.spiffeId };
+    writeFileSync(p.configPath, JSON.stringify(podBootstrap(t, p.def, addressing, mesh.plugin.plugins, certs), null, 2));
     const name = `${prefix}-${p.def.key}`;
     mesh.onDown(`container ${name}`, async () => {
       if (!p.container) return;
@@ -262,7 +289,7 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
     p.container = name;
   }
   await Promise.all(mesh.pods.map((p) => waitReady(p)));
-  step(`proxies ready: ${mesh.pods.length} Envoy containers (uid 1337, --concurrency 1), each /healthz/ready on :15021 LIVE`);
+  step(`proxies ready: ${mesh.pods.length} Envoy containers (uid 1337, --concurrency 1), each /healthz/ready on :15021 LIVE; mutual TLS between sidecars with certificates from the mesh CA (${mesh.ca.rootCert.replace(`${process.cwd()}/`, "")}), SPIFFE ids ${mesh.pods.map((p) => `sa/${p.def.serviceAccount}`).filter((v, i, a) => a.indexOf(v) === i).join(", ")}`);
 
   mesh.gatewayUrl = `http://${podIp("ingressgateway")}:${t.gatewayPort}`;
   await startScraping(mesh);

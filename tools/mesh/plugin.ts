@@ -113,6 +113,11 @@ export async function deliverPlugin(outDir: string, collector: ZipkinCollector, 
     const plugins: LoadedWasmPlugin[] = [];
     for (const m of manifests) {
       if (tracing) m.spec.pluginConfig = { ...(m.spec.pluginConfig ?? {}), tracing };
+      // Inbound, believe a caller's x-envoy-peer-metadata only over mutual TLS: a plaintext
+      // caller (PERMISSIVE chains accept one) cannot claim a workload identity.
+      if (m.spec.type !== "NETWORK" && m.spec.match?.some((x) => x.mode === "SERVER")) {
+        m.spec.pluginConfig = { ...(m.spec.pluginConfig ?? {}), peer_metadata_trust: "mtls_only" };
+      }
       const loaded = await loadWasmPlugin(m, { cacheDir });
       if (loaded.pullError) throw new Error(`WasmPlugin ${loaded.resourceName}: ${loaded.pullError}`);
       plugins.push(loaded);

@@ -1,6 +1,6 @@
-// What the demo shows: per-edge request rate, error rate and latency percentiles computed by
-// PromQL through Prometheus's HTTP API (the queries Istio's dashboards and Kiali run), and the
-// slowest trace Zipkin holds as an indented tree.
+// What the demo shows: per-edge request rate, error rate and latency percentiles (HTTP edges) and
+// bytes per second (TCP edges) computed by PromQL through Prometheus's HTTP API (the queries
+// Istio's dashboards and Kiali run), and the slowest trace Zipkin holds as an indented tree.
 import { httpRequest } from "../harness/envoy.ts";
 import type { Zipkin, ZipkinSpan } from "../harness/zipkin.ts";
 
@@ -23,12 +23,16 @@ export async function promQuery(baseUrl: string, promql: string, time?: number):
 export interface EdgeStats {
   source: string;
   destination: string;
+  /** http: istio_requests_total and friends; tcp: the istio_tcp_* family (no requests, no latency). */
+  protocol: "http" | "tcp";
   /** requests/s, errors/s and latency from the client side (reporter="source"), as Kiali's graph. */
   rps: number;
   errorRate: number;
   p50: number;
   p99: number;
-  /** Cumulative request counts each reporter has for the edge (both sidecars saw it). */
+  /** Bytes/s both ways (istio_tcp_sent + received, reporter="source"), as Kiali's TCP edges; 0 for HTTP. */
+  bytesPerSecond: number;
+  /** Cumulative counts each reporter has for the edge (both sidecars saw it): requests, or bytes both ways for TCP. */
   sourceCount: number;
   destinationCount: number;
 }
@@ -45,6 +49,8 @@ export function edgeQueries(w: string): Record<string, string> {
     p50: `histogram_quantile(0.50, sum by (${EDGE}, le) (rate(${buckets}[${w}])))`,
     p99: `histogram_quantile(0.99, sum by (${EDGE}, le) (rate(${buckets}[${w}])))`,
     counts: `sum by (${EDGE}, reporter) (istio_requests_total)`,
+    tcpBytes: `sum by (${EDGE}) (rate(istio_tcp_sent_bytes_total{reporter="source"}[${w}])) + sum by (${EDGE}) (rate(istio_tcp_received_bytes_total{reporter="source"}[${w}]))`,
+    tcpCounts: `sum by (${EDGE}, reporter, source_principal) (istio_tcp_sent_bytes_total) + sum by (${EDGE}, reporter, source_principal) (istio_tcp_received_bytes_total)`,
   };
 }
 
@@ -54,48 +60,65 @@ export function edgeQueries(w: string): Record<string, string> {
  */
 export async function edgeStats(prometheusUrl: string, windowS: number, at?: number): Promise<EdgeStats[]> {
   const q = edgeQueries(`${Math.max(1, Math.round(windowS))}s`);
-  const [rps, errors, p50, p99] = await Promise.all([q.rps, q.errors, q.p50, q.p99].map((query) => promQuery(prometheusUrl, query, at)));
+  const [rps, errors, p50, p99, tcpBytes] = await Promise.all([q.rps, q.errors, q.p50, q.p99, q.tcpBytes].map((query) => promQuery(prometheusUrl, query, at)));
   // Totals as of the latest scrape (not `at`, which may fall between the last two scrapes).
-  const counts = await promQuery(prometheusUrl, q.counts);
-  const key = (m: Record<string, string>) => `${m.source_workload} -> ${m.destination_workload}`;
+  const [counts, tcpCounts] = await Promise.all([promQuery(prometheusUrl, q.counts), promQuery(prometheusUrl, q.tcpCounts)]);
   const edges = new Map<string, EdgeStats>();
-  const edge = (m: Record<string, string>) => {
-    const k = key(m);
+  const edge = (m: Record<string, string>, protocol: EdgeStats["protocol"]) => {
+    const k = `${m.source_workload} -> ${m.destination_workload} ${protocol}`;
     if (!edges.has(k)) {
-      edges.set(k, { source: m.source_workload, destination: m.destination_workload, rps: 0, errorRate: 0, p50: NaN, p99: NaN, sourceCount: 0, destinationCount: 0 });
+      edges.set(k, { source: m.source_workload, destination: m.destination_workload, protocol, rps: 0, errorRate: 0, p50: NaN, p99: NaN, bytesPerSecond: 0, sourceCount: 0, destinationCount: 0 });
     }
     return edges.get(k)!;
   };
-  for (const s of counts) {
-    if (s.metric.reporter === "source") edge(s.metric).sourceCount = s.value;
-    if (s.metric.reporter === "destination") edge(s.metric).destinationCount = s.value;
+  // Edges as their client sides report them (Kiali's default); a server side's totals join the
+  // edge it belongs to. Callers outside the mesh (plaintext, source unknown) make no edge.
+  for (const [samples, protocol] of [[counts, "http"], [tcpCounts, "tcp"]] as const) {
+    for (const s of samples) if (s.metric.reporter === "source") edge(s.metric, protocol).sourceCount = s.value;
+    for (const s of samples) {
+      if (s.metric.reporter !== "destination") continue;
+      const into = [...edges.values()].filter((e) => e.protocol === protocol && e.destination === s.metric.destination_workload);
+      const same = into.find((e) => e.source === s.metric.source_workload);
+      // A TCP server side has no metadata exchange (docs/tcp.md): the source workload is
+      // unknown but the client's certificate names it, so an mTLS connection joins the one
+      // client-reported edge into that destination.
+      const tcpPeer = protocol === "tcp" && s.metric.source_workload === "unknown" && s.metric.source_principal !== "unknown" && into.length === 1;
+      const target = same ?? (tcpPeer ? into[0] : undefined);
+      if (target) target.destinationCount += s.value;
+    }
   }
-  for (const s of rps) edge(s.metric).rps = s.value;
-  for (const s of errors) if (Number.isFinite(s.value)) edge(s.metric).errorRate = s.value;
-  for (const s of p50) edge(s.metric).p50 = s.value;
-  for (const s of p99) edge(s.metric).p99 = s.value;
+  for (const s of rps) edge(s.metric, "http").rps = s.value;
+  for (const s of errors) if (Number.isFinite(s.value)) edge(s.metric, "http").errorRate = s.value;
+  for (const s of p50) edge(s.metric, "http").p50 = s.value;
+  for (const s of p99) edge(s.metric, "http").p99 = s.value;
+  for (const s of tcpBytes) edge(s.metric, "tcp").bytesPerSecond = s.value;
   return [...edges.values()].sort((a, b) => depthKey(a).localeCompare(depthKey(b)));
 }
 
 // Gateway edges first, then by source and destination name: reads top-down like the call chain.
 function depthKey(e: EdgeStats): string {
-  return `${e.source.includes("gateway") ? "0" : "1"}${e.source} ${e.destination}`;
+  return `${e.source.includes("gateway") ? "0" : "1"}${e.source} ${e.destination} ${e.protocol}`;
 }
 
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : "-");
 
 export function formatEdgeTable(edges: EdgeStats[]): string {
-  const header = ["source -> destination", "req/s", "errors", "p50 ms", "p99 ms", "requests (source | destination reporter)"];
-  const rows = edges.map((e) => [
-    `${e.source} -> ${e.destination}`,
-    fmt(e.rps),
-    `${(e.errorRate * 100).toFixed(1)}%`,
-    fmt(e.p50),
-    fmt(e.p99),
-    `${e.sourceCount} | ${e.destinationCount}`,
-  ]);
+  const header = ["source -> destination", "proto", "req/s", "errors", "p50 ms", "p99 ms", "bytes/s", "totals (source | destination reporter)"];
+  const rows = edges.map((e) => e.protocol === "tcp"
+    ? [`${e.source} -> ${e.destination}`, "tcp", "-", "-", "-", "-", fmt(e.bytesPerSecond), `${e.sourceCount} | ${e.destinationCount} bytes`]
+    : [
+      `${e.source} -> ${e.destination}`,
+      "http",
+      fmt(e.rps),
+      `${(e.errorRate * 100).toFixed(1)}%`,
+      fmt(e.p50),
+      fmt(e.p99),
+      "-",
+      `${e.sourceCount} | ${e.destinationCount} requests`,
+    ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => "  " + cells.map((c, i) => (i === 0 || i === 5 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("   ").trimEnd();
+  const left = new Set([0, 1, 7]);
+  const line = (cells: string[]) => "  " + cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("   ").trimEnd();
   return [line(header), "  " + widths.map((w) => "-".repeat(w)).join("   "), ...rows.map(line)].join("\n");
 }
 

@@ -2,6 +2,7 @@
 // flight) against the ingress gateway, from the host. Never unbounded, never to an address
 // the mesh did not create.
 import http from "node:http";
+import net from "node:net";
 
 export interface TrafficOptions {
   url: string;
@@ -70,5 +71,48 @@ export async function driveTraffic(o: TrafficOptions): Promise<TrafficResult> {
   await Promise.all(pending);
   agent.destroy();
   result.endedAt = Date.now();
+  return result;
+}
+
+/**
+ * A caller outside the mesh, as PERMISSIVE mode lets in: plain HTTP straight to a pod (no
+ * sidecar of its own, so no mTLS and no peer metadata) every `httpEveryMs`, and a plain TCP
+ * exchange with a database pod every `tcpEveryMs`, until `durationMs` or `abort`. It keeps the
+ * dashboards' non-mTLS panels (connection_security_policy!="mutual_tls") in data, as a
+ * half-migrated mesh would.
+ */
+export async function driveOutsideCaller(o: {
+  httpUrl: string; tcp: { host: string; port: number; payload: string }; durationMs: number; httpEveryMs?: number; tcpEveryMs?: number; abort?: AbortSignal;
+}): Promise<{ http: number; httpOk: number; tcp: number; tcpOk: number }> {
+  const result = { http: 0, httpOk: 0, tcp: 0, tcpOk: 0 };
+  const end = Date.now() + o.durationMs;
+  const loop = async (everyMs: number, one: (i: number) => Promise<boolean>, count: "http" | "tcp") => {
+    for (let i = 0; Date.now() < end && !o.abort?.aborted; i++) {
+      const started = Date.now();
+      result[count]++;
+      if (await one(i)) result[count === "http" ? "httpOk" : "tcpOk"]++;
+      await new Promise((ok) => setTimeout(ok, Math.max(0, everyMs - (Date.now() - started))));
+    }
+  };
+  const httpOne = (i: number) => new Promise<boolean>((ok) => {
+    const req = http.get(o.httpUrl.replace(/\{i\}/g, String(i)), (res) => {
+      res.resume();
+      res.on("end", () => ok(res.statusCode === 200));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error("timeout")));
+    req.on("error", () => ok(false));
+  });
+  const tcpOne = () => new Promise<boolean>((ok) => {
+    const s = net.connect(o.tcp.port, o.tcp.host, () => s.write(o.tcp.payload));
+    let got = "";
+    s.setTimeout(5000, () => s.destroy());
+    s.on("data", (c) => {
+      got += c;
+      if (got.endsWith("\r\n")) s.end();
+    });
+    s.on("close", () => ok(got.length > 0));
+    s.on("error", () => ok(false));
+  });
+  await Promise.all([loop(o.httpEveryMs ?? 500, httpOne, "http"), loop(o.tcpEveryMs ?? 1000, tcpOne, "tcp")]);
   return result;
 }

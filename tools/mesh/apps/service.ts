@@ -9,6 +9,8 @@
 //
 // Prints `listening <host>:<port>` once ready; SIGTERM closes it.
 import http from "node:http";
+import net from "node:net";
+import { REDIS_GET_STARS, REDIS_NIL } from "./redis-wire.ts";
 
 interface Upstream {
   url: string;
@@ -21,6 +23,8 @@ interface Config {
   version: string;
   listen: string;
   upstreams: Record<string, Upstream>;
+  /** TCP services it reads from (ratings -> its database), host and port as it dials them. */
+  tcpUpstreams?: Record<string, { host: string; port: number }>;
   failRate: number;
   latency: { baseMs: number; jitterMs: number; slowRate: number; slowMs: number };
   seed: number;
@@ -103,6 +107,32 @@ function call(service: string, path: string, inbound: http.IncomingMessage): Pro
   });
 }
 
+// One Redis GET per connection, as ratings reads its stars from bookinfo's database: the same
+// bytes out and back every time (redis-wire.ts), so the TCP metrics' byte counts are exact
+// multiples of the calls.
+
+function readStars(service: string): Promise<string> {
+  const up = config.tcpUpstreams?.[service];
+  if (!up) return Promise.resolve("no database");
+  return new Promise((resolve) => {
+    const socket = net.connect(up.port, up.host);
+    let answer = "";
+    const done = (result: string) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.setTimeout(5000, () => done("database timeout"));
+    socket.on("connect", () => socket.write(REDIS_GET_STARS));
+    socket.on("data", (c) => {
+      answer += c.toString("latin1");
+      // A whole RESP reply: close from our side once it is in, so the connection ends cleanly.
+      if (answer.endsWith("\r\n") && (answer.startsWith("$-1") || answer.startsWith("-") || /^\$\d+\r\n.*\r\n$/s.test(answer))) socket.end();
+    });
+    socket.on("close", () => resolve(answer === REDIS_NIL ? "nil" : answer || "no answer"));
+    socket.on("error", (e) => done(`database error: ${e.message}`));
+  });
+}
+
 function reply(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -138,8 +168,10 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
     return reply(res, 200, body);
   }
   if (config.role === "ratings" && url.pathname.startsWith("/ratings/")) {
+    // Every request reads the database first, so TCP connections = ratings requests.
+    const stored = await readStars("redis");
     if (shouldFail()) return reply(res, 500, { error: "ratings backend failure (injected)" });
-    return reply(res, 200, { id, stars: 4, trace: forwardedHeaders(req) });
+    return reply(res, 200, { id, stars: 4, database: stored, trace: forwardedHeaders(req) });
   }
   reply(res, 404, { error: `no route ${url.pathname}` });
 }
