@@ -28,8 +28,10 @@ test("imports only proxy-wasm host functions and WASI calls Envoy registers", ()
   }
 });
 
-// The issue's target is 64 KiB; make bench reports the size against it. This guard catches
-// a regression (an accidental -O0 build, a debug section left in) well before that matters.
-test("release module size stays within the regression guard (96 KiB)", () => {
-  assert.ok(statSync(PLUGIN_WASM).size <= 96 * 1024, `${statSync(PLUGIN_WASM).size} bytes`);
+// The issue's target is 64 KiB, missed (bench/README.md says by how much and why); make bench
+// reports the size against it. This guard catches a regression (an accidental -O0 build, a
+// debug section left in): the release module is about 104 KiB since OTLP export (6 KB), the
+// reporting service with its attribute reader, and Istio parity joined it.
+test("release module size stays within the regression guard (112 KiB)", () => {
+  assert.ok(statSync(PLUGIN_WASM).size <= 112 * 1024, `${statSync(PLUGIN_WASM).size} bytes`);
 });
