@@ -43,10 +43,6 @@ export const enum LogLevel {
 }
 
 // @ts-ignore: decorator
-@external("env", "proxy_get_log_level")
-declare function proxy_get_log_level(level_ptr: usize): u32;
-
-// @ts-ignore: decorator
 @external("wasi_snapshot_preview1", "random_get")
 declare function wasi_random_get(buf: usize, len: usize): u16;
 
@@ -147,29 +143,9 @@ export function recordMetric(id: u32, value: u64): u32 {
   return imports.proxy_record_metric(id, value);
 }
 
-export function getMetric(id: u32): u64 {
-  store<u64>(OUT, 0);
-  imports.proxy_get_metric(id, OUT);
-  return load<u64>(OUT);
-}
-
 export function log(level: LogLevel, message: string): void {
   const encoded = String.UTF8.encode(message);
   imports.proxy_log(level, changetype<usize>(encoded), encoded.byteLength);
-}
-
-/** The proxy's current log level, so callers can skip building messages nobody will see. */
-export function hostLogLevel(): LogLevel {
-  store<u32>(OUT, <u32>LogLevel.Info);
-  proxy_get_log_level(OUT);
-  return <LogLevel>load<u32>(OUT);
-}
-
-/** Wall-clock time from Envoy's time source, in nanoseconds since the Unix epoch. */
-export function nowNanos(): u64 {
-  store<u64>(OUT, 0);
-  imports.proxy_get_current_time_nanoseconds(OUT);
-  return load<u64>(OUT);
 }
 
 /** Fills `out` with random bytes from the host (WASI random_get). */
