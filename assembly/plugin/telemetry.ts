@@ -149,6 +149,8 @@ export class Telemetry {
   private upstreamLocalUses: i32 = 0;
   private clusters: Map<string, ClusterEntry> = new Map();
   private lastClusterBytes: ArrayBuffer = new ArrayBuffer(0);
+  private lastClusterNameBytes: ArrayBuffer = new ArrayBuffer(0);
+  private lastClusterName: string = "";
   private lastCluster: ClusterEntry | null = null;
   private httpSeries: SeriesCache;
   private tcpSeries: SeriesCache;
@@ -222,9 +224,23 @@ export class Telemetry {
   /** The route and cluster a request takes: the cluster, and the route only when there is none. */
   readUpstream(role: Role): Upstream {
     const u = new Upstream();
-    u.cluster = getPropertyString(P.CLUSTER_NAME);
+    u.cluster = this.clusterName();
     if (u.cluster === null && role != Role.Inbound) u.route = getPropertyString(P.ROUTE_NAME);
     return u;
+  }
+
+  // xds.cluster_name as text, decoded only when it differs from the last one read (a sidecar's
+  // requests mostly go to few clusters in a row).
+  private clusterName(): string | null {
+    const bytes = getProperty(P.CLUSTER_NAME);
+    if (bytes === null) return null;
+    const last = this.lastClusterNameBytes;
+    const n = bytes.byteLength;
+    if (last.byteLength == n && memory.compare(changetype<usize>(last), changetype<usize>(bytes), n) == 0) return this.lastClusterName;
+    const name = String.UTF8.decode(bytes);
+    this.lastClusterNameBytes = bytes;
+    this.lastClusterName = name;
+    return name;
   }
 
   /**

@@ -75,6 +75,9 @@ export function pickHeaders(pairs: ArrayBuffer, keys: StaticArray<ArrayBuffer>, 
     snapshot = new HeaderSnapshot(keys.length);
   }
   snapshot.buffer = pairs;
+  // Lengths of the wanted keys as a bit mask: most headers are skipped on their length alone.
+  let lengths: u64 = 0;
+  for (let k = 0; k < keys.length; k++) lengths |= <u64>1 << (<u64>keys[k].byteLength & 63);
   const size = <usize>pairs.byteLength;
   if (size < 4) return snapshot;
   const base = changetype<usize>(pairs);
@@ -88,6 +91,10 @@ export function pickHeaders(pairs: ArrayBuffer, keys: StaticArray<ArrayBuffer>, 
     // 64-bit sum: two 32-bit lengths near 2^32 must not wrap around past the check.
     if (keyLength + valueLength + 2 > <u64>(end - data)) return snapshot;
     const value = data + <usize>keyLength + 1;
+    if (keyLength < 64 && (lengths & (<u64>1 << keyLength)) == 0) {
+      data = value + <usize>valueLength + 1;
+      continue;
+    }
     for (let k = 0; k < keys.length; k++) {
       const key = keys[k];
       if (<u64>key.byteLength == keyLength && memory.compare(changetype<usize>(key), data, <usize>keyLength) == 0) {
