@@ -2,7 +2,8 @@
 //   metrics[]:     { name, dimensions: {tag: expression}, tags_to_remove: [tag], drop }
 //                  applied in order; an empty or absent name means every metric.
 //   definitions[]: { name, value: expression, type: COUNTER | GAUGE | HISTOGRAM }
-//                  custom HTTP metrics named istio_<name>, with the standard labels.
+//                  custom HTTP metrics named istio_<name>, with only the labels metrics[]
+//                  entries add to them (as Istio: no standard labels of their own).
 // Expressions are compiled here, once. As in Istio, a dimension whose expression does not parse
 // is dropped (a standard label with it, for the metrics the entry names) and one that parses but
 // cannot be evaluated reports `unknown`; both are logged as warnings, and the rest is kept.

@@ -8,7 +8,8 @@
 //   expr     = or { "|" or }                  default: the first operand that is not missing
 //   or       = and { "||" and }               bool operands
 //   and      = rel { "&&" rel }               bool operands
-//   rel      = unary [ relop unary ]          relop: == != < <= > >= ; they do not chain
+//   rel      = sum [ relop sum ]              relop: == != < <= > >= ; they do not chain
+//   sum      = unary { "+" unary }            two strings (concatenated) or two ints (added)
 //   unary    = "!" unary | postfix            bool operand
 //   postfix  = primary { "." method "(" [ expr { "," expr } ] ")" }
 //   primary  = "(" expr ")" | literal | call | path
@@ -32,13 +33,17 @@
 //     `xds.cluster_metadata.filter_metadata.istio.services[0].name` has the segment "0".
 //     Each distinct path is read at most once per evaluation.
 //   - Node metadata — `node.metadata['K']`, `node.metadata.K`, `xds.node.metadata['K']`,
-//     `xds.node.metadata.K` (deeper keys such as `node.metadata['LABELS']['app']` too) — is a
-//     constant: the ConstantResolver answers it here, never per request. An absent key is a
+//     `xds.node.metadata.K`, and fields of its maps either way (`xds.node.metadata.LABELS.version`,
+//     `xds.node.metadata['LABELS'].app`) — is a constant: the ConstantResolver answers it here,
+//     never per request. An absent key is a
 //     missing value, so `node.metadata['X'] | 'unknown'` works. Other `xds.node.*` paths are
 //     ordinary properties; `node.` other than `node.metadata` is refused.
 //   - Values are missing, null, string, int (i64) or bool. The type of a property comes from
 //     the table in attributes.ts (response.code int, request.duration int nanoseconds,
 //     connection.mtls bool, ...); any attribute not in it is a string.
+//   - `filter_state['key']` / `filter_state.key.field` read Envoy's filter state like any other
+//     property; a list element is an integer key (`services[0]`), resolved by Envoy.
+//   - a + b: strings concatenate, ints add (overflow is missing); other operands are missing.
 //   - Missing (absent attribute, or an error such as int('abc')) propagates through every
 //     operator except: `a | b` (b when a is missing), `||` / `&&` (true / false win over a
 //     missing operand, as in CEL) and has(). Short-circuit: an operand whose result cannot
@@ -54,11 +59,20 @@
 //   - Static types are checked here: `response.code == '200'` or `request.host && true` is a
 //     compile error, not a silently false metric. An operand whose type depends on the request
 //     (e.g. `response.code | 'none'`) is checked when evaluated instead.
+//
+// ERRORS, as Istio's stats filter treats them (it parses expressions and evaluates them
+// untyped): CompileResult.syntax is true when the text does not parse (Istio drops such a
+// dimension) and false when it parses but cannot be evaluated — an unknown attribute root,
+// function or method, a wrong arity, operands of the wrong type — which Istio reports as
+// `unknown` (config/metrics.ts turns both into a logged warning, not a refusal). After an error
+// of meaning the text is parsed once more for syntax only, so `cannot _ parse` is a syntax error
+// although `cannot` is also an unknown root. Constructs this compiler does not support (below)
+// count as syntax errors, even where CEL would parse them.
 //   - Subexpressions fully known at compile time (literals, node metadata) are folded: e.g.
 //     `node.metadata['NAME'] | 'unknown'` compiles to a constant, `false && x` to false.
 //
-// NOT SUPPORTED (a compile error where it could be written): arithmetic (+ - * / %) and unary
-// minus except directly before an integer literal; the ternary `?:`; `in`; list and map
+// NOT SUPPORTED (a compile error where it could be written): arithmetic other than + (- * / %)
+// and unary minus except directly before an integer literal; the ternary `?:`; `in`; list and map
 // literals; floating-point, unsigned (`1u`), hex, raw (r'...'), bytes (b'...') and
 // triple-quoted literals; index or field selection on anything but a path (e.g. `(x)['k']`,
 // `'abc'[0]`); keys that are expressions (`request.headers[request.host]`); chained
