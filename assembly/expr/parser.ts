@@ -42,7 +42,9 @@
 //     the table in attributes.ts (response.code int, request.duration int nanoseconds,
 //     connection.mtls bool, ...); any attribute not in it is a string.
 //   - `filter_state['key']` / `filter_state.key.field` read Envoy's filter state like any other
-//     property; a list element is an integer key (`services[0]`), resolved by Envoy.
+//     property (the plugin answers Istio's `filter_state.upstream_peer.*` / `downstream_peer.*`
+//     itself, plugin/expressions.ts); a list element is an integer key (`services[0]`), resolved
+//     by Envoy.
 //   - a + b: strings concatenate, ints add (overflow is missing); other operands are missing.
 //   - Missing (absent attribute, or an error such as int('abc')) propagates through every
 //     operator except: `a | b` (b when a is missing), `||` / `&&` (true / false win over a
