@@ -16,9 +16,6 @@ export function podName(w: Workload): string {
   return `${w.workload}-5d8f7c9b4-x2x7k`;
 }
 
-/** The Istio release the sidecars' node metadata names (istio_build's tag). */
-export const ISTIO_VERSION = "1.28.0";
-
 /** Node identity and metadata as istio-agent sets them for a sidecar. */
 export function sidecarNode(w: Workload, ip = "127.0.0.1") {
   const pod = podName(w);
@@ -37,7 +34,7 @@ export function sidecarNode(w: Workload, ip = "127.0.0.1") {
         "service.istio.io/canonical-name": w.app,
         "service.istio.io/canonical-revision": w.version,
       },
-      ISTIO_VERSION,
+      ISTIO_VERSION: "1.28.0",
     },
   };
 }
