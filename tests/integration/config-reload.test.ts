@@ -36,7 +36,7 @@ async function count(reporter: string): Promise<number> {
 
 test("bad configurations are refused with the field named, and traffic keeps flowing on the old one", async () => {
   const bad: Array<[unknown, RegExp]> = [
-    [{ reporter: 42 }, /configuration refused: field 'reporter' \(offset 12\): expected a string, got number/],
+    [{ reporter: { name: "source" } }, /configuration refused: field 'reporter' \(offset 12\): expected a string, got object/],
     [{ max_series: -1 }, /configuration refused: field 'max_series' \(offset 14\): expected an integer from 1 to 1000000/],
     [{ disable_host_header_fallback: "yes" }, /configuration refused: field 'disable_host_header_fallback' \(offset 32\): expected a boolean, got string/],
     ['{"reporter": ', /configuration refused: malformed JSON at offset 13: unexpected end of input/],

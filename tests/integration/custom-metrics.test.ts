@@ -71,7 +71,8 @@ test("custom dimensions, removed tags, dropped metrics and definitions as config
   // Envoy keeps histogram sums in log-linear bins (about 5% wide), so the sum is approximate.
   const total = sum(select(parsePrometheus(await envoy.prometheus()), "istio_response_body_bytes_sum"));
   assert.ok(Math.abs(total - 500) <= 25, `five 100-byte bodies, sum ${total}`);
-  assert.equal(body.length, 1, "definitions carry the standard labels only, so GET and POST share a series");
+  assert.equal(body.length, 1, "as in Istio, definitions carry only the labels added to them, so GET and POST share a series");
+  assert.deepEqual(Object.keys(body[0].labels), ["route_kind"], "the unnamed entry's dimension, and no standard label");
 });
 
 test("label values with separators, dots, quotes and non-ASCII cannot corrupt the stat name", async () => {

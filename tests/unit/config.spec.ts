@@ -30,7 +30,6 @@ describe("parseConfig", () => {
   });
 
   it("refuses bad input naming the field and its offset", () => {
-    expect(refusal('{"reporter": 5}')).toBe("field 'reporter' (offset 13): expected a string, got number");
     expect(refusal('{"reporter": "sideways"}')).toBe(
       "field 'reporter' (offset 13): unknown reporter 'sideways' (expected UNSPECIFIED, SERVER_GATEWAY, source, destination or waypoint)",
     );
@@ -81,43 +80,105 @@ describe("metrics[] and definitions[]", () => {
     expect(r.config!.tcpPlan.families[3].labelNames.includes("upstream_cluster")).toBe(true);
   });
 
-  it("adds custom definitions as HTTP families named istio_<name>", () => {
-    const r = parseConfig('{"definitions": [{"name": "upstream_attempts", "value": "upstream.request_attempt_count", "type": "HISTOGRAM"}], "metrics": [{"name": "upstream_attempts", "tags_to_remove": ["grpc_response_status"]}]}');
+  it("adds custom definitions as HTTP families named istio_<name>, with only the labels added to them (as Istio)", () => {
+    const r = parseConfig('{"definitions": [{"name": "upstream_attempts", "value": "upstream.request_attempt_count", "type": "HISTOGRAM"}], "metrics": [{"name": "upstream_attempts", "dimensions": {"source_principal": "\'x\'"}}, {"dimensions": {"reporter": "\'proxy\'"}}]}');
     expect(r.error).toBe("");
     const f = r.config!.httpPlan.families[4];
     expect(f.statName).toBe("istio_upstream_attempts");
     expect(f.type).toBe(2);
-    expect(f.labelNames.length).toBe(24);
+    expect(f.labelNames.join(",")).toBe("reporter,source_principal");
+    expect(r.config!.httpPlan.families[0].labelNames.length).toBe(25);
   });
 
   it("refuses bad metric configuration naming the field", () => {
-    expect(refusal('{"metrics": [{"name": "requests_totl"}]}')).toBe(
-      "field 'metrics[0].name' (offset 22): unknown metric 'requests_totl' (standard names such as requests_total, or a definitions[] name)",
-    );
-    expect(refusal('{"metrics": [{"dimensions": {"tier": "request.headers[\'x"}}]}')).toBe(
-      "field 'metrics[0].dimensions.tier' (offset 37): bad expression: unterminated string at 16",
-    );
     expect(refusal('{"metrics": [{"dimensions": {"bad-tag": "request.host"}}]}')).toBe(
       "field 'metrics[0].dimensions.bad-tag' (offset 40): not a valid label name",
     );
-    expect(refusal('{"metrics": [{"tags_to_remove": ["no_such_label"]}]}')).toBe(
-      "field 'metrics[0].tags_to_remove': unknown label 'no_such_label'",
+    expect(refusal('{"metrics": "requests_total"}')).toBe("field 'metrics' (offset 12): expected an array, got string");
+    expect(refusal('{"metrics": [{"dimensions": {"tier": 5}}]}')).toBe(
+      "field 'metrics[0].dimensions.tier' (offset 37): expected an expression string, got number",
+    );
+    expect(refusal('{"metrics": [{"dimensions": "tier"}]}')).toBe(
+      "field 'metrics[0].dimensions' (offset 28): expected an object of tag: expression, got string",
+    );
+    expect(refusal('{"metrics": [{"tags_to_remove": "reporter"}]}')).toBe(
+      "field 'metrics[0].tags_to_remove' (offset 32): expected an array of label names, got string",
+    );
+    expect(refusal('{"disable_host_header_fallback": "yes"}')).toBe(
+      "field 'disable_host_header_fallback' (offset 33): expected a boolean, got string",
+    );
+    expect(refusal('{"disable_host_header_fallback": {}}')).toBe(
+      "field 'disable_host_header_fallback' (offset 33): expected a boolean, got object",
+    );
+    expect(refusal('{"reporter": 5}')).toBe(
+      "field 'reporter' (offset 13): unknown reporter '5' (expected UNSPECIFIED, SERVER_GATEWAY, source, destination or waypoint)",
+    );
+    expect(refusal('{"reporter": {}}')).toBe("field 'reporter' (offset 13): expected a string, got object");
+    expect(refusal('{"definitions": [{"name": "x", "value": "1", "type": 7}]}')).toBe(
+      "field 'definitions[0].type' (offset 53): expected COUNTER, GAUGE or HISTOGRAM",
     );
     expect(refusal('{"metrics": [{"dimensions": {"d": "request.host"}}]}')).toBe(
       "field 'metrics': in istio_requests_total, label 'd' is the end of label 'source_workload', which Envoy's tag extraction cannot tell apart; choose another name",
     );
     expect(refusal('{"metrics": [{"drop": "yes"}]}')).toBe("field 'metrics[0].drop' (offset 22): expected a boolean, got string");
     expect(refusal('{"metrics": {}}')).toBe("field 'metrics' (offset 12): expected an array, got object");
-    expect(refusal('{"definitions": [{"name": "requests_total", "value": "1"}]}')).toBe(
-      "field 'definitions[0].name' (offset 26): re-defining a standard metric is not allowed",
-    );
     expect(refusal('{"definitions": [{"name": "x", "value": "1", "type": "SUMMARY"}]}')).toBe(
       "field 'definitions[0].type' (offset 53): expected COUNTER, GAUGE or HISTOGRAM",
     );
-    expect(refusal('{"definitions": [{"name": "x"}]}')).toBe("field 'definitions[0].value' (offset 17): missing");
     expect(refusal('{"tcp_reporting_duration": "5 s"}')).toBe(
       "field 'tcp_reporting_duration' (offset 27): expected a duration from \"100ms\" to \"1h\", such as \"5s\"",
     );
+  });
+
+  it("accepts what Istio's protobuf JSON parsing accepts", () => {
+    // Istio's own tests send the bool as a string.
+    expect(parseConfig('{"disable_host_header_fallback": "true"}').config!.disableHostHeaderFallback).toBe(true);
+    expect(parseConfig('{"disable_host_header_fallback": "false"}').config!.disableHostHeaderFallback).toBe(false);
+    expect(parseConfig('{"disableHostHeaderFallback": true}').config!.disableHostHeaderFallback).toBe(true);
+    expect(parseConfig('{"reporter": 1}').config!.reporter).toBe(ReporterMode.Waypoint);
+    expect(parseConfig('{"reporter": 0}').config!.reporter).toBe(ReporterMode.Auto);
+    expect(parseConfig('{"tcpReportingDuration": "1s"}').config!.tcpReportingMs).toBe(1000);
+    expect(parseConfig('{"tcp_reporting_duration": "0.5s"}').config!.tcpReportingMs).toBe(500);
+    expect(parseConfig('{"max_series": "50"}').config!.maxSeries).toBe(50);
+    expect(parseConfig('{"max_series": 5e1}').config!.maxSeries).toBe(50);
+    expect(parseConfig('{"metrics": null, "reporter": null, "disable_host_header_fallback": null}').error).toBe("");
+    expect(parseConfig('{"rotation_interval": "0s", "graceful_deletion_interval": "300s"}').error).toBe("");
+    const r = parseConfig('{"definitions": [{"name": "custom", "value": "1", "type": 2}], "metrics": [{"name": "requests_total", "tagsToRemove": ["response_flags"], "drop": "false"}, {"name": "request_bytes", "drop": "true"}]}');
+    expect(r.error).toBe("");
+    const plan = r.config!.httpPlan;
+    expect(plan.families[4].type).toBe(2);
+    expect(plan.families[0].labelNames.includes("response_flags")).toBe(false);
+    expect(plan.families[0].dropped).toBe(false);
+    expect(plan.families[2].dropped).toBe(true);
+  });
+
+  it("keeps the rest of the configuration when a dimension is bad, as Istio does, with a warning each", () => {
+    const r = parseConfig('{"metrics": [{"name": "requests_total", "dimensions": {' +
+      '"destination_app": "cannot _ parse | 3", "destination_workload": "cannot_evaluate", "extra": "(", ' +
+      '"source_workload": "\'_\' + xds.node.metadata[\'WORKLOAD_NAME\']"}, "tags_to_remove": ["no_such_label"]}, ' +
+      '{"name": "requests_totl"}], "definitions": [{"name": "requests_total", "value": "1"}, {"name": "bad", "value": "1 +"}, {"name": "ok", "value": "1"}]}');
+    expect(r.error).toBe("");
+    const requests = r.config!.httpPlan.families[0];
+    // Does not parse: a standard label is removed, an added one never appears.
+    expect(requests.labelNames.includes("destination_app")).toBe(false);
+    expect(requests.labelNames.includes("extra")).toBe(false);
+    // Parses but cannot be evaluated: the label stays, and reads as missing (unknown).
+    expect(requests.labelNames.includes("destination_workload")).toBe(true);
+    expect(requests.labelNames.length).toBe(24);
+    expect(r.config!.httpPlan.families[1].labelNames.includes("destination_app")).toBe(true);
+    // Definitions of a standard metric or with an unparsable value are skipped.
+    expect(r.config!.httpPlan.families.length).toBe(5);
+    expect(r.config!.httpPlan.families[4].name).toBe("ok");
+    const w = r.warnings.join("\n");
+    expect(w).toBe([
+      "field 'definitions[0].name': re-defining the standard metric 'requests_total' is not allowed, skipped",
+      "field 'definitions[1].value': expression does not parse, dropped: unexpected end of expression at 3",
+      "field 'metrics[0].dimensions.destination_app': expression does not parse, dropped: unexpected '_' at 7",
+      "field 'metrics[0].dimensions.destination_workload': expression cannot be evaluated, reports unknown: unknown attribute root 'cannot_evaluate' at 0",
+      "field 'metrics[0].dimensions.extra': expression does not parse, dropped: unexpected end of expression at 1",
+      "field 'metrics[0].tags_to_remove[0]': 'no_such_label' is not a standard label, ignored",
+      "field 'metrics[1].name': no metric named 'requests_totl', the entry applies to nothing",
+    ].join("\n"));
   });
 
   it("parses durations", () => {

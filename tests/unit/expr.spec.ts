@@ -2,7 +2,7 @@ import {
   AttributeSource, Expr, StaticType, Truth, evaluateToBool, evaluateToInt, evaluateToString,
 } from "../../assembly/expr/ast";
 import {
-  ConstantResolver, MAX_EXPRESSION_LENGTH, MAX_NESTING, NoConstants, compileExpression,
+  ConstantResolver, MAX_EXPRESSION_LENGTH, MAX_NESTING, NoConstants, compileExpression, missingExpression,
 } from "../../assembly/expr/parser";
 
 // A fake host: NUL-joined property paths mapped to the bytes Envoy would serialize, with a log
@@ -467,6 +467,69 @@ describe("types", () => {
   });
 });
 
+describe("Istio's expressions", () => {
+  it("concatenates strings and adds ints with +", () => {
+    const src = request();
+    expect(evalStr("'_' + node.metadata['NAME']", src)).toBe("_productpage-v1-abc");
+    expect(compile("'_' + node.metadata['NAME']").isConstant()).toBe(true);
+    expect(evalStr("xds.route_name + ',' + xds.cluster_name + ',' + xds.cluster_metadata.filter_metadata.istio.services[0].name", src))
+      .toBe("default,outbound|9080||reviews.default.svc.cluster.local,reviews");
+    expect(evalStr("request.headers['x-user-tier'] + ''", src)).toBe("gold");
+    expect(evalStr("response.code + 1", src)).toBe("201");
+    expect(evalStr("1 + 2 + 3", src)).toBe("6");
+    expect(evalStr("9223372036854775807 + response.code", src)).toBe("<missing>");
+    expect(evalStr("request.headers['nope'] + 'x'", src)).toBe("<missing>");
+    expect(evalStr("(request.headers['nope'] | 'a') + 'b'", src)).toBe("ab");
+    expect(evalBool("'a' + 'b' == 'ab'", src)).toBe(Truth.True);
+    // + binds tighter than the comparisons and |
+    expect(evalStr("request.headers['nope'] + 'x' | 'dflt'", src)).toBe("dflt");
+    // A type known only per request is checked then.
+    expect(evalStr("(response.code | 'x') + 'y'", src)).toBe("<missing>");
+  });
+
+  it("selects fields of node metadata maps, both ways", () => {
+    const src = new FakeSource();
+    expect(evalStr("xds.node.metadata['LABELS'].app", src)).toBe("productpage");
+    expect(evalStr("xds.node.metadata.LABELS.app", src)).toBe("productpage");
+    expect(evalStr("'_' + xds.node.metadata['LABELS'].app", src)).toBe("_productpage");
+    expect(evalStr("node.metadata['LABELS']['app']", src)).toBe("productpage");
+    expect(src.reads.length).toBe(0);
+  });
+
+  it("reads filter_state and list elements of cluster metadata as property paths", () => {
+    expect(compile("filter_state.upstream_peer.service").pathNames[0]).toBe("filter_state.upstream_peer.service");
+    expect(compile("filter_state['wasm.istio_responseClass']").pathNames[0]).toBe("filter_state.wasm.istio_responseClass");
+    expect(compile("xds.cluster_metadata.filter_metadata.istio.services[0].name").pathNames[0])
+      .toBe("xds.cluster_metadata.filter_metadata.istio.services.0.name");
+  });
+
+  it("tells text that does not parse from text that parses but cannot be evaluated", () => {
+    // Istio drops the first kind of dimension and reports `unknown` for the second.
+    const syntax: StaticArray<string> = ["cannot _ parse | 3", "request.host ==", "'a' 'b'", "x(", "foo(1) +", "cannot_evaluate.x["];
+    for (let i = 0; i < syntax.length; i++) {
+      const r = compileExpression(syntax[i], RESOLVER);
+      expect(r.expr).toBeNull(syntax[i]);
+      expect(r.syntax).toBe(true, syntax[i]);
+    }
+    const meaning: StaticArray<string> = [
+      "cannot_evaluate", "cannot_evaluate.x['y'] | 'z'", "foo(1)", "request.host.foo()", "response.code == '200'",
+      "request.host && true", "true || 1", "'a' + 1", "node.id", "string(1).x", "size(1) + bar(2)",
+    ];
+    for (let i = 0; i < meaning.length; i++) {
+      const r = compileExpression(meaning[i], RESOLVER);
+      expect(r.expr).toBeNull(meaning[i]);
+      expect(r.syntax).toBe(false, meaning[i]);
+      expect(r.error.length).toBeGreaterThan(0, meaning[i]);
+    }
+    expect(compileExpression("cannot_evaluate", RESOLVER).error).toBe("unknown attribute root 'cannot_evaluate' at 0");
+    // A syntax error after an error of meaning is still a syntax error.
+    const late = compileExpression("foo(1) == 'a' 'b'", RESOLVER);
+    expect(late.syntax).toBe(true);
+    expect(late.error).toBe("unexpected string literal at 14");
+    expect(evaluateToString(missingExpression(), request())).toBeNull();
+  });
+});
+
 describe("functions", () => {
   it("string()", () => {
     const src = request();
@@ -576,7 +639,7 @@ describe("node metadata", () => {
   it("asks the resolver once per occurrence, at compile time only", () => {
     const r = new Resolver();
     const e = compileExpression("node.metadata['NAME'] + ''", r);
-    expect(e.error).toBe("unexpected '+' at 22");
+    expect(e.error).toBe("");
     const ok = compileExpression("node.metadata['X'] | xds.node.metadata['NAME']", r).expr!;
     expect(r.calls).toBe(3);
     expect(evaluateToString(ok, request())).toBe("productpage-v1-abc");
@@ -650,7 +713,7 @@ describe("compile errors", () => {
       "request.host == 'a' == 'b'", "comparisons do not chain (add parentheses) at 20",
       "1 < 2 < 3", "comparisons do not chain (add parentheses) at 6",
       "foo(1)", "unknown function 'foo' at 0",
-      "x(", "unknown function 'x' at 0",
+      "x(", "unexpected end of expression at 2",
       "request.host.foo('a')", "unknown method 'foo' at 13",
       "string(1, 2)", "string() takes 1 argument at 0",
       "string()", "string() takes 1 argument at 0",
@@ -669,7 +732,8 @@ describe("compile errors", () => {
       "request.", "expected a name after '.' at 8",
       "request.5", "unexpected '5' at 8",
       "request..host", "unexpected '.' at 8",
-      "1 + 2", "unexpected '+' at 2",
+      "1 +", "unexpected end of expression at 3",
+      "'a' + + 'b'", "unexpected '+' at 6",
       "-x", "unexpected '-' at 0",
       "- 1", "unexpected '-' at 0",
       "1.5", "floating-point numbers are not supported at 0",

@@ -143,6 +143,8 @@ export interface EnvoyOptions {
   flushOnAdmin?: boolean;
   /** Extra stats_tags, e.g. for custom dimensions. */
   extraStatTags?: string[];
+  /** The Envoy binary, when not ENVOY_BIN (the conformance suite runs a second Envoy release). */
+  envoyBin?: string;
   /** Resolve without waiting for LIVE (for configs expected to fail). */
   allowFailure?: boolean;
   /**
@@ -230,7 +232,8 @@ export class Envoy {
 }
 
 export async function startEnvoy(opts: EnvoyOptions): Promise<Envoy> {
-  if (!existsSync(ENVOY_BIN)) throw new Error(`Envoy not found at ${ENVOY_BIN}: run 'make deps'`);
+  const envoyBin = opts.envoyBin ?? ENVOY_BIN;
+  if (!existsSync(envoyBin)) throw new Error(`Envoy not found at ${envoyBin}: run 'make deps'`);
   const adminPort = await freePort();
   const node = opts.node ?? { id: `${opts.name}~127.0.0.1~${opts.name}.default~default.svc.cluster.local`, cluster: opts.name, metadata: {} };
   const bootstrap = renderTemplate("bootstrap.yaml", {
@@ -265,7 +268,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<Envoy> {
     "--file-flush-interval-msec", "250",
   ];
   if (opts.componentLogLevel) args.push("--component-log-level", opts.componentLogLevel);
-  const child = spawn(ENVOY_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(envoyBin, args, { stdio: ["ignore", "ignore", "pipe"] });
   live.add(child);
   let stderr = "";
   child.stderr?.on("data", (chunk) => (stderr += chunk));

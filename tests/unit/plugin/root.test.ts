@@ -9,7 +9,7 @@ const STATS_ONLY = { reporter: "UNSPECIFIED", ...TRACING_OFF };
 
 describe("configure", () => {
   const refused: Array<[string, unknown, RegExp]> = [
-    ["wrong type", { reporter: 5 }, /^configuration refused: field 'reporter' \(offset 12\): expected a string, got number$/],
+    ["wrong type", { reporter: ["source"] }, /^configuration refused: field 'reporter' \(offset 12\): expected a string, got array$/],
     ["unknown field", { reportr: "source" }, /^configuration refused: field 'reportr' \(offset 11\): unknown field$/],
     ["bad trust", { peer_metadata_trust: "sometimes" }, /^configuration refused: field 'peer_metadata_trust' .*expected always, mtls_only or never/],
     ["malformed JSON", '{"reporter": "source"', /^configuration refused: malformed JSON at offset 21\b/],
