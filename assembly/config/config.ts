@@ -9,9 +9,9 @@ import { protoBool, protoEnum, protoFieldName, protoInteger } from "./protojson"
 export { parseDurationMs } from "./duration";
 import { ConstantResolver, NoConstants } from "../expr/parser";
 import {
-  FieldError, HTTP_METRIC_NAMES, MetricDefinition, MetricOverride, parseDefinitions, parseMetricOverrides, TCP_METRIC_NAMES,
+  FieldError, HTTP_METRIC_NAMES, parseDefinitions, parseMetricOverrides, TCP_METRIC_NAMES,
 } from "./metrics";
-import { planSeries, SeriesPlan } from "../stats/plan";
+import { MetricDefinition, MetricOverride, planSeries, SeriesPlan } from "../stats/plan";
 import { HTTP_LABEL_COUNT, TCP_LABEL_COUNT } from "../stats/labels";
 
 export const enum ReporterMode {

@@ -12,6 +12,7 @@ import { JsonKind, JsonValue } from "./json";
 import { compileExpression, ConstantResolver, missingExpression } from "../expr/parser";
 import { Expr } from "../expr/ast";
 import { LABEL_NAMES } from "../stats/labels";
+import { DefinitionType, MetricDefinition, MetricOverride } from "../stats/plan";
 import { protoBool, protoEnum, protoFieldName } from "./protojson";
 
 /** Metric names of the standard families, as Istio's configuration names them (no istio_ prefix). */
@@ -19,29 +20,6 @@ export const HTTP_METRIC_NAMES: string[] = ["requests_total", "request_duration_
 export const TCP_METRIC_NAMES: string[] = [
   "tcp_sent_bytes_total", "tcp_received_bytes_total", "tcp_connections_opened_total", "tcp_connections_closed_total",
 ];
-
-export const enum DefinitionType {
-  Counter = 0,
-  Gauge = 1,
-  Histogram = 2,
-}
-
-export class MetricOverride {
-  /** "" applies to every metric. */
-  name: string = "";
-  tags: string[] = [];
-  expressions: Expr[] = [];
-  tagsToRemove: string[] = [];
-  drop: bool = false;
-}
-
-export class MetricDefinition {
-  constructor(
-    public name: string,
-    public value: Expr,
-    public type: DefinitionType,
-  ) {}
-}
 
 export class FieldError {
   constructor(

@@ -17,7 +17,7 @@ import {
 } from "../sdk/host";
 import { PluginConfig, ReporterMode } from "../config/config";
 import { CustomTagKind } from "../config/tracing";
-import { DefinitionType } from "../config/metrics";
+import { DefinitionType } from "../stats/plan";
 import { evaluateToInt, evaluateToString } from "../expr/ast";
 import { base64Decode } from "../peer/base64";
 import { copyBytes, PeerCache, PeerEntry } from "../peer/cache";

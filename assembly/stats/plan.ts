@@ -5,7 +5,30 @@
 // whole array is the metric-id cache key.
 import { Expr } from "../expr/ast";
 import { LABEL_NAMES } from "./labels";
-import { MetricDefinition, MetricOverride } from "../config/metrics";
+
+// The plan's inputs, as config/metrics.ts parses them from metrics[] and definitions[].
+export const enum DefinitionType {
+  Counter = 0,
+  Gauge = 1,
+  Histogram = 2,
+}
+
+export class MetricOverride {
+  /** "" applies to every metric. */
+  name: string = "";
+  tags: string[] = [];
+  expressions: Expr[] = [];
+  tagsToRemove: string[] = [];
+  drop: bool = false;
+}
+
+export class MetricDefinition {
+  constructor(
+    public name: string,
+    public value: Expr,
+    public type: DefinitionType,
+  ) {}
+}
 
 export class FamilyPlan {
   /** Label names in the order they are encoded, and the value slot of each. */
