@@ -1,7 +1,9 @@
 // Wires the plugin to the proxy-wasm ABI. Nothing here runs a host call: Envoy forbids them
 // while the module starts, so all set-up happens in proxy_on_configure.
 import { registerRootContext, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
+import { proxy_on_tick as runTick } from "@solo-io/proxy-runtime/assembly/exports";
 import { TelemetryRoot } from "./plugin/root";
+import { tickEnded } from "./sdk/memory";
 
 // Only the callbacks the plugin uses: Envoy does not call a callback the module does not
 // export, and each exported one is a VM entry (proxy_on_response_body alone runs once per
@@ -12,7 +14,6 @@ export {
   proxy_on_vm_start,
   proxy_validate_configuration,
   proxy_on_configure,
-  proxy_on_tick,
   proxy_on_context_create,
   proxy_on_request_headers,
   proxy_on_response_headers,
@@ -21,6 +22,12 @@ export {
   proxy_on_delete,
 } from "@solo-io/proxy-runtime/assembly/exports";
 export * from "./sdk/network"; // L4 callbacks the SDK lacks
+
+// The timer's garbage is collected too (sdk/memory.ts): the end of a tick is a safe point.
+export function proxy_on_tick(root_context_id: u32): void {
+  runTick(root_context_id);
+  tickEnded();
+}
 
 // The default root context ("") serves any root_id (Istio pluginName) not registered by name.
 registerRootContext((context_id: u32): RootContext => new TelemetryRoot(context_id), "");
