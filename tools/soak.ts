@@ -10,8 +10,9 @@
 //     500s among them), TCP opened/closed equal the connections made, TCP bytes equal the
 //     bytes moved each way, spans reported + dropped equal the sampled requests and the
 //     collector received every reported span;
-//   - the VM heap gauge (mesh_telemetry_vm_heap_bytes) flat after warm-up (within one 64 KiB
-//     page of its value at the end of warm-up, for every VM);
+//   - the VM heap gauge (mesh_telemetry_vm_heap_bytes) bounded after warm-up: at most one step
+//     of the allocator above its value at the end of warm-up, for every VM (heapCeiling says
+//     why that, and not "flat", is the verdict that does not depend on the run's length);
 //   - no Envoy restart (same process, hot-restart epoch 0, uptime growing) and no error or
 //     critical line in any Envoy log.
 //
@@ -42,7 +43,8 @@ export interface SoakReport {
   http: { sent: number; errors: number; status500: number; clientCounted: number; serverCounted: number; client500: number; server500: number };
   tcp: { connections: number; bytesUp: number; bytesDown: number; opened: number; closed: number; received: number; sent: number };
   spans: { sampled: number; reported: number; dropped: number; collected: number };
-  heap: Array<{ vm: string; warm: number; max: number; final: number }>;
+  /** Per VM: the gauge at the end of warm-up, its ceiling, its maximum, and each step after warm-up. */
+  heap: Array<{ vm: string; warm: number; ceiling: number; max: number; final: number; steps: Array<{ second: number; bytes: number }> }>;
   envoy: Array<{ name: string; restarted: boolean; memoryWarm: number; memoryFinal: number }>;
   errorLines: string[];
   failures: string[];
@@ -125,6 +127,28 @@ function traceHeaders(i: number): Record<string, string> {
   return h;
 }
 
+/**
+ * The most a VM heap may reach after warm-up without counting as growth.
+ *
+ * The gauge is the VM's linear memory, which never shrinks, and AssemblyScript's allocator
+ * (TLSF) grows it by doubling. The garbage collector runs every 128 streams and every 8 ticks
+ * (assembly/sdk/memory.ts), so in steady traffic the footprint is the live set plus at most
+ * one collection window's garbage, and that peak sits wherever the traffic puts it: often just
+ * under a power of two (the TCP VMs at 256 KiB), so a collection window that happens to hold a
+ * little more (a slow moment on a loaded machine: more ticks per window; a burst of larger
+ * streams) doubles the footprint once, at any time in the run, and it stays. Hence "flat after
+ * warm-up" failed some runs and passed others depending on when that window came. A leak
+ * (garbage never collected, a live set without bound) doubles again and again, each time after
+ * twice the traffic. So growth is defined as more than one doubling above the value at the end
+ * of warm-up: a late one-time peak passes whenever it comes, a leak that doubles twice in the
+ * run fails whatever the duration. A leak slow enough to double only once within the run is
+ * below what a run of that length can tell from a peak; tests/unit/plugin/memory.test.ts
+ * drives streams and ticks through a VM in-process, by count, for that.
+ */
+export function heapCeiling(warm: number): number {
+  return 2 * warm;
+}
+
 async function samples(e: Envoy): Promise<Sample[]> {
   return parsePrometheus(await e.prometheus());
 }
@@ -194,6 +218,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const warmHeap = new Map<string, number>();
   const maxHeap = new Map<string, number>();
   const warmMemory = new Map<string, number>();
+  const heapSteps = new Map<string, Array<{ second: number; bytes: number }>>();
   const interval = 1000 / opts.rps;
 
   const httpWorker = async (w: number, workers: number) => {
@@ -266,8 +291,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
           warmHeap.set(name, h);
           warmMemory.set(name, sum(select(s, "envoy_server_memory_allocated")));
         }
+        if (warmTaken && h > (maxHeap.get(name) ?? 0)) heapSteps.set(name, [...(heapSteps.get(name) ?? []), { second: Math.round((now - started) / 1000), bytes: h }]);
         if (warmTaken || takeWarm) maxHeap.set(name, Math.max(maxHeap.get(name) ?? 0, h));
-        parts.push(`${name} heap ${(h / 1048576).toFixed(1)} MiB mem ${(sum(select(s, "envoy_server_memory_allocated")) / 1048576).toFixed(1)} MiB`);
+        parts.push(`${name} heap ${(h / 1024).toFixed(0)} KiB mem ${(sum(select(s, "envoy_server_memory_allocated")) / 1048576).toFixed(1)} MiB`);
       }
       if (takeWarm) warmTaken = true;
       const t = ((now - started) / 1000).toFixed(0);
@@ -316,7 +342,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   for (const [i, [name, e]] of envoys.entries()) {
     const es = await samples(e);
     const h = heaps(es);
-    report.heap.push({ vm: name, warm: warmHeap.get(name) ?? 0, max: Math.max(maxHeap.get(name) ?? 0, h), final: h });
+    const warm = warmHeap.get(name) ?? 0;
+    if (warmTaken && h > (maxHeap.get(name) ?? 0)) heapSteps.set(name, [...(heapSteps.get(name) ?? []), { second: Math.round((Date.now() - started) / 1000), bytes: h }]);
+    report.heap.push({ vm: name, warm, ceiling: heapCeiling(warm), max: Math.max(maxHeap.get(name) ?? 0, h), final: h, steps: heapSteps.get(name) ?? [] });
     const restarted = e.exitCode !== undefined || e.pid !== pids[i] || sum(select(es, "envoy_server_hot_restart_epoch")) !== 0;
     report.envoy.push({ name, restarted, memoryWarm: warmMemory.get(name) ?? 0, memoryFinal: sum(select(es, "envoy_server_memory_allocated")) });
   }
@@ -335,7 +363,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   if (report.tcp.received !== report.tcp.bytesUp || report.tcp.sent !== report.tcp.bytesDown) f.push(`TCP bytes: up ${report.tcp.bytesUp} vs ${report.tcp.received}, down ${report.tcp.bytesDown} vs ${report.tcp.sent}`);
   if (report.spans.reported + report.spans.dropped !== report.spans.sampled) f.push(`spans: ${report.spans.reported} reported + ${report.spans.dropped} dropped != ${report.spans.sampled} sampled`);
   if (report.spans.collected !== report.spans.reported) f.push(`spans: collector got ${report.spans.collected}, plugin reported ${report.spans.reported}`);
-  for (const h of report.heap) if (h.max - h.warm > 65536) f.push(`${h.vm}: VM heap grew from ${h.warm} to ${h.max} bytes after warm-up`);
+  for (const h of report.heap) if (warmTaken && h.max > h.ceiling) f.push(`${h.vm}: VM heap grew from ${h.warm} to ${h.max} bytes after warm-up (ceiling ${h.ceiling}; steps ${h.steps.map((x) => `${x.bytes} at ${x.second} s`).join(", ")})`);
   for (const e of report.envoy) if (e.restarted) f.push(`${e.name}: Envoy restarted or exited`);
   if (report.errorLines.length > 0) f.push(`${report.errorLines.length} error/critical log lines, first: ${report.errorLines[0]}`);
 
