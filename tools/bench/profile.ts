@@ -86,6 +86,8 @@ export const PROBE_KINDS: ProbeKind[] = [
   { id: "get_header", label: "get_header_map_value content-type", config: "header {N} content-type" },
   { id: "increment_metric", label: "increment_metric (counter)", config: "increment {N}" },
   { id: "record_metric", label: "record_metric (histogram)", config: "record {N}" },
+  // The plugin's outbound log-time list (assembly/plugin/attributes.ts), against four reads.
+  { id: "expr_log_list", label: "expr_evaluate of the outbound log list (4 attributes)", config: "expr {N} [request.total_size, response.total_size, response.flags, request.duration]" },
 ];
 
 export interface ProbeResult {
