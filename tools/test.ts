@@ -1,5 +1,5 @@
 // Runs every test tier and ends with one summary line, `N passed, N failed`:
-//   1. as-pect unit specs (tests/unit/*.spec.ts) for the pure AssemblyScript modules;
+//   1. as-pect unit specs (tests/unit/<folder>/*.spec.ts) for the pure AssemblyScript modules;
 //   2. node:test unit specs (tests/unit/**/*.test.ts) of the plugin's behaviour on the
 //      proxy-wasm test host (tests/harness/proxywasm.ts), build/plugin.wasm without Envoy;
 //   3. node:test integration tests (tests/integration) that drive real Envoy.

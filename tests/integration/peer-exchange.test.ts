@@ -1,7 +1,7 @@
 // Interoperability of the HTTP metadata exchange with real Istio sidecars: the header this
 // plugin injects is byte-identical to what Istio's C++ filter sends for the same node, and a
 // header as Istio sends it is understood. The expected value below is C++ protobuf's
-// deterministic serialization of the Struct (see tests/unit/peer-codec.spec.ts for its origin).
+// deterministic serialization of the Struct (see tests/unit/peer/codec.spec.ts for its origin).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {

@@ -40,7 +40,7 @@ import {
   updateTraceState,
   uuidV4,
   uuidV4FromBytes,
-} from "../../assembly/trace/context";
+} from "../../../assembly/trace/context";
 
 // The W3C test suite's ids (w3c/trace-context test/test.py).
 const TRACE = "12345678901234567890123456789012";

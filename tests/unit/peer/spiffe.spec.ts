@@ -1,4 +1,4 @@
-import { spiffeNamespace } from "../../assembly/peer/workload";
+import { spiffeNamespace } from "../../../assembly/peer/workload";
 
 describe("spiffeNamespace", () => {
   it("reads the namespace of an Istio workload identity", () => {

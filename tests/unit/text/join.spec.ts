@@ -1,4 +1,4 @@
-import { joinStaticStrings, joinStrings } from "../../assembly/text/join";
+import { joinStaticStrings, joinStrings } from "../../../assembly/text/join";
 
 describe("joinStrings", () => {
   it("joins like Array#join, for every length", () => {

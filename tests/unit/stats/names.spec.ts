@@ -1,4 +1,4 @@
-import { encodeTags, sanitizeLabelValue } from "../../assembly/stats/names";
+import { encodeTags, sanitizeLabelValue } from "../../../assembly/stats/names";
 
 describe("stat name encoding", () => {
   it("encodes labels in Istio's =.= / ;.; form", () => {

@@ -1,5 +1,5 @@
-import { encodeTraceRequest, MAX_STRING_UNITS, OtlpResource, rejectedSpans, varintSize } from "../../assembly/trace/otlp";
-import { Span, SpanKind } from "../../assembly/trace/span";
+import { encodeTraceRequest, MAX_STRING_UNITS, OtlpResource, rejectedSpans, varintSize } from "../../../assembly/trace/otlp";
+import { Span, SpanKind } from "../../../assembly/trace/span";
 
 // Expected bytes are written out from opentelemetry-proto's field numbers and wire types
 // (tag byte = field << 3 | wire type), not taken from the encoder. The integration tests also

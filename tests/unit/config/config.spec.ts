@@ -1,4 +1,4 @@
-import { parseConfig, parseDurationMs, ReporterMode } from "../../assembly/config/config";
+import { parseConfig, parseDurationMs, ReporterMode } from "../../../assembly/config/config";
 
 function refusal(text: string): string {
   const r = parseConfig(text);

@@ -1,9 +1,9 @@
 import {
   AttributeSource, Expr, StaticType, Truth, evaluateToBool, evaluateToInt, evaluateToString,
-} from "../../assembly/expr/ast";
+} from "../../../assembly/expr/ast";
 import {
   ConstantResolver, MAX_EXPRESSION_LENGTH, MAX_NESTING, NoConstants, compileExpression, missingExpression,
-} from "../../assembly/expr/parser";
+} from "../../../assembly/expr/parser";
 
 // A fake host: NUL-joined property paths mapped to the bytes Envoy would serialize, with a log
 // of every read so the specs can count host calls.

@@ -1,5 +1,5 @@
-import { base64Decode, base64Encode } from "../../assembly/peer/base64";
-import { PbValue, ValueKind, decodeStruct, encodeStruct } from "../../assembly/peer/struct";
+import { base64Decode, base64Encode } from "../../../assembly/peer/base64";
+import { PbValue, ValueKind, decodeStruct, encodeStruct } from "../../../assembly/peer/struct";
 
 // Expected Struct bytes, made with protobuf's deterministic serialization from JSON ($JSON below):
 //   PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python python3 -c 'import base64,json,sys; from google.protobuf import struct_pb2 as p; s=p.Struct(); s.update(json.loads(sys.argv[1])); print(base64.b64encode(s.SerializeToString(deterministic=True)).decode())' "$JSON"

@@ -1,4 +1,4 @@
-import { peerField, workloadFromEndpointLabel, WorkloadInfo } from "../../assembly/peer/workload";
+import { peerField, workloadFromEndpointLabel, WorkloadInfo } from "../../../assembly/peer/workload";
 
 describe("peerField", () => {
   it("answers the fields of Istio's peer objects in filter_state", () => {

@@ -1,4 +1,4 @@
-import { JsonKind, JsonParser } from "../../assembly/config/json";
+import { JsonKind, JsonParser } from "../../../assembly/config/json";
 
 function parseOk(text: string): JsonKind {
   const p = new JsonParser(text);

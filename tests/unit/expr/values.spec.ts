@@ -1,4 +1,4 @@
-import { durationTextToNanos, ListSlots, readListResult, readListValue, readPairs, SlotKind } from "../../assembly/expr/values";
+import { durationTextToNanos, ListSlots, readListResult, readListValue, readPairs, SlotKind } from "../../../assembly/expr/values";
 
 function bytes(list: i32[]): ArrayBuffer {
   const b = new ArrayBuffer(list.length);

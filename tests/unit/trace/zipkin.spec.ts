@@ -1,5 +1,5 @@
-import { jsonString, spanJson } from "../../assembly/trace/zipkin";
-import { Span, SpanKind } from "../../assembly/trace/span";
+import { jsonString, spanJson } from "../../../assembly/trace/zipkin";
+import { Span, SpanKind } from "../../../assembly/trace/span";
 
 describe("Zipkin v2 JSON", () => {
   it("writes a span with ids, kind, endpoints and tags", () => {
