@@ -8,7 +8,8 @@
 //   node --import tsx tools/demo-down.ts [PREFIX]   (default mtw; the mesh test uses mtt)
 import { leftovers, readState, runningMesh, sweepMesh } from "./mesh/cleanup.ts";
 import { podmanPsCommand } from "./mesh/containers.ts";
-import { alive, isRoot, sleep, stepper } from "./mesh/sys.ts";
+import { alive, isRoot, stepper } from "./mesh/sys.ts";
+import { sleep } from "./harness/envoy.ts";
 
 const prefix = process.argv[2] ?? "mtw";
 const step = stepper();

@@ -40,7 +40,8 @@ export function isValidTagName(tag: string): bool {
   return true;
 }
 
-function expectKind(field: string, value: JsonValue, kind: JsonKind, what: string): FieldError | null {
+/** A refusal naming `field` unless `value` is of `kind` (`what` says which, for the message). */
+export function expectKind(field: string, value: JsonValue, kind: JsonKind, what: string): FieldError | null {
   return value.kind == kind ? null : new FieldError(field, value, "expected " + what + ", got " + value.kindName());
 }
 

@@ -14,7 +14,7 @@
 //                         | {environment: {name, default_value}} | {metadata: {key, default_value}} },
 //   }
 import { JsonKind, JsonValue } from "./json";
-import { FieldError } from "./metrics";
+import { expectKind, FieldError } from "./metrics";
 import { parseDurationMs } from "./duration";
 import { isPortableTraceStateKey, TraceFormat } from "../trace/context";
 
@@ -70,10 +70,6 @@ export class TracingConfig {
   customTags: CustomTag[] = [];
 }
 
-function expect(field: string, v: JsonValue, kind: JsonKind, what: string): FieldError | null {
-  return v.kind == kind ? null : new FieldError(field, v, "expected " + what + ", got " + v.kindName());
-}
-
 function intIn(field: string, v: JsonValue, min: f64, max: f64): FieldError | null {
   if (v.kind != JsonKind.Number || v.numberValue != Math.floor(v.numberValue) || v.numberValue < min || v.numberValue > max) {
     return new FieldError(field, v, "expected an integer from " + (<i64>min).toString() + " to " + (<i64>max).toString());
@@ -96,7 +92,7 @@ function formatOf(name: string): TraceFormat {
 }
 
 function formats(field: string, v: JsonValue, out: TraceFormat[]): FieldError | null {
-  const e = expect(field, v, JsonKind.Array, "an array of w3c, b3, b3multi");
+  const e = expectKind(field, v, JsonKind.Array, "an array of w3c, b3, b3multi");
   if (e !== null) return e;
   for (let i = 0; i < v.items.length; i++) {
     const item = v.items[i];
@@ -108,7 +104,7 @@ function formats(field: string, v: JsonValue, out: TraceFormat[]): FieldError | 
 }
 
 export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null {
-  const e = expect("tracing", v, JsonKind.Object, "an object");
+  const e = expectKind("tracing", v, JsonKind.Object, "an object");
   if (e !== null) return e;
   const ms = new StaticArray<f64>(1);
   for (let i = 0; i < v.keys.length; i++) {
@@ -117,7 +113,7 @@ export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null 
     const field = "tracing." + key;
     let err: FieldError | null = null;
     if (key == "enabled") {
-      err = expect(field, item, JsonKind.Bool, "a boolean");
+      err = expectKind(field, item, JsonKind.Bool, "a boolean");
       if (err === null) t.enabled = item.boolValue;
     } else if (key == "random_sampling_percentage") {
       if (item.kind != JsonKind.Number || !(item.numberValue >= 0 && item.numberValue <= 100)) {
@@ -136,7 +132,7 @@ export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null 
         t.writeB3Multi = list.includes(TraceFormat.B3Multi);
       }
     } else if (key == "tracestate_key") {
-      err = expect(field, item, JsonKind.String, "a string");
+      err = expectKind(field, item, JsonKind.String, "a string");
       if (err === null && item.stringValue.length > 0 && !isPortableTraceStateKey(item.stringValue)) {
         err = new FieldError(field, item, "not a valid W3C tracestate key");
       }
@@ -171,7 +167,7 @@ export function parseTracing(v: JsonValue, t: TracingConfig): FieldError | null 
 const RESERVED_HEADERS = ["content-type", "content-length", "host", "transfer-encoding", "connection", "te"];
 
 function parseCollector(at: string, v: JsonValue, c: CollectorConfig): FieldError | null {
-  const e = expect(at, v, JsonKind.Object, "an object");
+  const e = expectKind(at, v, JsonKind.Object, "an object");
   if (e !== null) return e;
   const ms = new StaticArray<f64>(1);
   for (let i = 0; i < v.keys.length; i++) {
@@ -185,7 +181,7 @@ function parseCollector(at: string, v: JsonValue, c: CollectorConfig): FieldErro
     } else if (key == "headers") {
       err = parseHeaders(field, item, c);
     } else {
-      err = expect(field, item, JsonKind.String, "a string");
+      err = expectKind(field, item, JsonKind.String, "a string");
       if (err !== null) return err;
       if (key == "cluster") c.cluster = item.stringValue;
       else if (key == "path") {
@@ -202,7 +198,7 @@ function parseCollector(at: string, v: JsonValue, c: CollectorConfig): FieldErro
 }
 
 function parseHeaders(at: string, v: JsonValue, c: CollectorConfig): FieldError | null {
-  const e = expect(at, v, JsonKind.Object, "an object of header name: value");
+  const e = expectKind(at, v, JsonKind.Object, "an object of header name: value");
   if (e !== null) return e;
   for (let i = 0; i < v.keys.length; i++) {
     const name = asciiLower(v.keys[i]);
@@ -211,7 +207,7 @@ function parseHeaders(at: string, v: JsonValue, c: CollectorConfig): FieldError 
     if (!isHeaderName(name)) return new FieldError(field, item, "not a valid HTTP header name");
     if (RESERVED_HEADERS.includes(name)) return new FieldError(field, item, "set by the plugin or Envoy, not configurable");
     if (c.headerNames.includes(name)) return new FieldError(field, item, "given twice");
-    const me = expect(field, item, JsonKind.String, "a string");
+    const me = expectKind(field, item, JsonKind.String, "a string");
     if (me !== null) return me;
     if (!isHeaderValue(item.stringValue)) return new FieldError(field, item, "control characters are not allowed in a header value");
     c.headerNames.push(name);
@@ -241,7 +237,7 @@ function isHeaderValue(s: string): bool {
 }
 
 function parseCustomTags(v: JsonValue, out: CustomTag[]): FieldError | null {
-  const e = expect("tracing.custom_tags", v, JsonKind.Object, "an object of tag: source");
+  const e = expectKind("tracing.custom_tags", v, JsonKind.Object, "an object of tag: source");
   if (e !== null) return e;
   for (let i = 0; i < v.keys.length; i++) {
     const tag = v.keys[i];
@@ -254,7 +250,7 @@ function parseCustomTags(v: JsonValue, out: CustomTag[]): FieldError | null {
     const kindName = item.keys[0];
     const spec = item.items[0];
     const at = field + "." + kindName;
-    const se = expect(at, spec, JsonKind.Object, "an object");
+    const se = expectKind(at, spec, JsonKind.Object, "an object");
     if (se !== null) return se;
     let kind = CustomTagKind.Literal;
     let sourceKey = "value";
@@ -274,7 +270,7 @@ function parseCustomTags(v: JsonValue, out: CustomTag[]): FieldError | null {
     for (let k = 0; k < spec.keys.length; k++) {
       const member = spec.items[k];
       const mfield = at + "." + spec.keys[k];
-      const me = expect(mfield, member, JsonKind.String, "a string");
+      const me = expectKind(mfield, member, JsonKind.String, "a string");
       if (me !== null) return me;
       if (spec.keys[k] == sourceKey) source = member.stringValue;
       else if (spec.keys[k] == "default_value" && kind != CustomTagKind.Literal) defaultValue = member.stringValue;

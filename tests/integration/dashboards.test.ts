@@ -12,14 +12,14 @@ import assert from "node:assert/strict";
 import { readFileSync, statSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../../tools/harness/envoy.ts";
-import { sidecarNode } from "../../tools/harness/sidecars.ts";
+import { sidecarNode, serviceHost } from "../../tools/harness/sidecars.ts";
 import {
   builtins, classify, extractVariableValues, formatValues, instantQuery, loadDashboards, panelKey, parseDashboard, PromQueryError,
   queryKey, queryResultLine, referencedVariables, substitute, variableOrder, variableQueryExpr, DASHBOARDS_DIR,
   type ClassifiedQuery, type Dashboard, type InstantSample, type TrafficKind,
 } from "../../tools/dashboards/queries.ts";
 import { parsePromQL, walk, functionNames, type Node } from "../../tools/dashboards/promql.ts";
-import { ENVOY_BUCKETS, expectedSamples, matches, modelSeries, serviceFqdn, type ExpectedSample, type ModelSeries } from "../../tools/dashboards/model.ts";
+import { ENVOY_BUCKETS, expectedSamples, matches, modelSeries, type ExpectedSample, type ModelSeries } from "../../tools/dashboards/model.ts";
 import { ceilingFlows, startDashboardMesh, SERVICE_OF, type DashboardMesh, type TrafficWindow } from "../../tools/dashboards/mesh.ts";
 import { chromiumBinary, dumpDom, screenshot, serveStatic, writeDashboardPage } from "../../tools/dashboards/page.ts";
 
@@ -253,7 +253,7 @@ async function runDashboards(): Promise<void> {
     if (d.variables.some((v) => v.name === "service")) {
       for (const [protocol, svc] of Object.entries(SERVICE_OF) as Array<["http" | "grpc" | "tcp", { name: string; namespace: string }]>) {
         for (const qrep of [["destination"], ["source", "destination"], ["source"]]) {
-          const host = serviceFqdn(svc);
+          const host = serviceHost(svc);
           contexts.push({
             dashboard: d, name: `${d.title}: service=${host} qrep=${qrep.join("|")}`, driven: protocol === "tcp" ? ["tcp"] : ["http"],
             service: host, protocol, qrep, values: { service: host, qrep },
@@ -469,7 +469,7 @@ test("differences from Istio's own sidecars are only the documented gaps", (t) =
 
 test("a static page charts the same queries, and headless Chromium renders it", { skip: !chromiumBinary() && "Chromium not installed (apt-get install -y chromium)" }, async (t) => {
   const t0 = Date.now();
-  const services = (Object.entries(SERVICE_OF) as Array<["http" | "grpc" | "tcp", { name: string; namespace: string }]>).map(([protocol, s]) => ({ host: serviceFqdn(s), protocol }));
+  const services = (Object.entries(SERVICE_OF) as Array<["http" | "grpc" | "tcp", { name: string; namespace: string }]>).map(([protocol, s]) => ({ host: serviceHost(s), protocol }));
   const page = await writeDashboardPage({ prometheusUrl: mesh.prometheus.url, services, start: window.start - 2, end: window.end, statsAt: window.end, dashboards });
   assert.ok(existsSync(page.path));
   for (const s of services) {

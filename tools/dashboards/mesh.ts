@@ -24,10 +24,10 @@ import {
   freePort, httpListener, httpRequest, sleep, startEnvoy, startUpstream, tcpListener, wasmHttpFilter, wasmNetworkFilter,
   type Envoy, type Upstream,
 } from "../harness/envoy.ts";
-import { serviceCluster, sidecarNode, type Workload } from "../harness/sidecars.ts";
+import { serviceCluster, sidecarNode, type Workload, serviceHost } from "../harness/sidecars.ts";
 import { startPrometheus, type PrometheusServer } from "../harness/prometheus-server.ts";
 import { parsePrometheus, select } from "../harness/prometheus.ts";
-import { serviceFqdn, type Flow, type RequestClass, type ServiceDef } from "./model.ts";
+import { type Flow, type RequestClass, type ServiceDef } from "./model.ts";
 
 export const WORKLOADS = {
   productpage: { workload: "productpage-v1", namespace: "bookinfo", app: "productpage", version: "v1" },
@@ -209,7 +209,7 @@ function mtlsUpstream(cluster: any, certs: Certs, client: Workload, service: Ser
     name: "envoy.transport_sockets.tls",
     typed_config: {
       "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-      sni: `outbound_.80_._.${serviceFqdn(service)}`,
+      sni: `outbound_.80_._.${serviceHost(service)}`,
       common_tls_context: tlsContext(certs, client, alpn),
     },
   };
@@ -257,7 +257,7 @@ async function startClientSidecar(client: Client, servers: Record<Protocol, Serv
     const service = SERVICE_OF[protocol];
     const port = await freePort();
     outboundPorts[protocol] = port;
-    const name = `outbound|80||${serviceFqdn(service)}`;
+    const name = `outbound|80||${serviceHost(service)}`;
     listeners.push(protocol === "tcp"
       ? tcpListener({ name: `outbound_${service.name}`, port, direction: "OUTBOUND", cluster: name, filters: [tcpPlugin()] })
       : httpListener({ name: `outbound_${service.name}`, port, direction: "OUTBOUND", cluster: name, filters: [httpPlugin()] }));
@@ -505,7 +505,7 @@ async function startOnce(): Promise<DashboardMesh> {
     // Every TCP series must carry the labels the model expects (see tcpLabelRace).
     const tcpLabelProblems = async (): Promise<string | undefined> => {
       const bad: string[] = [];
-      const fqdn = serviceFqdn(SERVICES.mongodb);
+      const fqdn = serviceHost(SERVICES.mongodb);
       for (const [name, envoy] of Object.entries(envoys)) {
         const opened = select(parsePrometheus(await envoy.prometheus()), "istio_tcp_connections_opened_total");
         // Each connection reported on both sides: one series per client, and per policy on the server.

@@ -5,6 +5,7 @@
 // Prometheus's answer on the plugin's real metrics with this answer, series by series.
 import type { Node, Matcher } from "./promql.ts";
 import type { Workload } from "../harness/sidecars.ts";
+import { serviceHost } from "../harness/sidecars.ts";
 
 /** Envoy's default histogram buckets, which the plugin's histograms use. */
 export const ENVOY_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
@@ -14,9 +15,6 @@ export interface ServiceDef {
   namespace: string;
 }
 
-export function serviceFqdn(s: ServiceDef): string {
-  return `${s.name}.${s.namespace}.svc.cluster.local`;
-}
 
 /** One kind of request a flow sends, at a steady rate. */
 export interface RequestClass {
@@ -103,7 +101,7 @@ export function modelSeries(flows: Flow[], opts: ModelOptions = {}): ModelSeries
         reporter,
         ...source,
         ...workloadLabels("destination", f.destination),
-        destination_service: serviceFqdn(f.service),
+        destination_service: serviceHost(f.service),
         destination_service_name: f.service.name,
         destination_service_namespace: f.service.namespace,
         request_protocol: f.protocol,

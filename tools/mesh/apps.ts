@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { ROOT } from "../harness/envoy.ts";
-import { sleep } from "./sys.ts";
+import { sleep } from "../harness/envoy.ts";
 import type { PodDef } from "./topology.ts";
 
 export interface AppProcess {

@@ -14,7 +14,8 @@ import {
   builtins, DASHBOARDS_DIR, extractVariableValues, instantQuery, loadDashboards, PromQueryError, queryKey, queryResultLine, substitute,
   variableOrder, variableQueryExpr,
 } from "../dashboards/queries.ts";
-import { serviceFqdn, type Topology } from "./topology.ts";
+import { type Topology } from "./topology.ts";
+import { serviceHost } from "../harness/sidecars.ts";
 
 export interface DemoDashboards {
   /** The page as written (build/dashboards/index.html) and where it is served. */
@@ -43,7 +44,7 @@ async function scrapeIntervalS(prometheusUrl: string): Promise<number> {
 
 /** The mesh's services as the dashboards name them (`$service`): bookinfo's HTTP services and the TCP database. */
 export function pageServices(t: Topology): PageService[] {
-  return t.services.map((s) => ({ host: serviceFqdn(s), protocol: s.protocol }));
+  return t.services.map((s) => ({ host: serviceHost(s), protocol: s.protocol }));
 }
 
 /** The steps to run Istio's dashboards in the user's own Grafana, on this Prometheus. */

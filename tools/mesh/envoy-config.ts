@@ -10,10 +10,10 @@
 // where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
 // Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
 import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../harness/envoy.ts";
-import { sidecarNode } from "../harness/sidecars.ts";
+import { sidecarNode, serviceHost } from "../harness/sidecars.ts";
 import { filtersFor, type LoadedWasmPlugin } from "../harness/wasmplugin.ts";
 import { spiffeId } from "./ca.ts";
-import { outboundClusterName, serviceFqdn, type PodDef, type ServiceDef, type Topology } from "./topology.ts";
+import { outboundClusterName, type PodDef, type ServiceDef, type Topology } from "./topology.ts";
 
 export const ADMIN_PORT = 15000;
 
@@ -45,7 +45,7 @@ function workloadLabel(pod: PodDef): string {
 export function serviceCluster(name: string, service: { name: string; namespace: string }, endpoints: Endpoint[]): any {
   return renderTemplate("mesh-service-cluster.yaml", {
     NAME: name,
-    ISTIO_METADATA: { services: [{ host: serviceFqdn(service), name: service.name, namespace: service.namespace }] },
+    ISTIO_METADATA: { services: [{ host: serviceHost(service), name: service.name, namespace: service.namespace }] },
     LB_ENDPOINTS: endpoints.map((e) => ({
       endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
       metadata: { filter_metadata: { istio: { workload: workloadLabel(e.pod) } } },
@@ -96,7 +96,7 @@ export function originateMtlsSocket(certs: ProxyCerts, s: Pick<ServiceDef, "name
     name: TLS_SOCKET,
     typed_config: {
       "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-      sni: `outbound_.${s.port}_._.${serviceFqdn(s)}`,
+      sni: `outbound_.${s.port}_._.${serviceHost(s)}`,
       common_tls_context: commonTlsContext(certs, s.protocol === "tcp" ? ALPN_CLIENT_TCP : ALPN_CLIENT_HTTP11, serverSans),
     },
   };
@@ -203,7 +203,7 @@ const ISTIO_DEFAULT_RETRY = {
 
 /** The Host header values istiod accepts for a service (short name, with namespace, FQDN, ClusterIP; with and without port). */
 export function serviceDomains(s: ServiceDef, vip: string): string[] {
-  const names = [s.name, `${s.name}.${s.namespace}`, `${s.name}.${s.namespace}.svc`, serviceFqdn(s), vip];
+  const names = [s.name, `${s.name}.${s.namespace}`, `${s.name}.${s.namespace}.svc`, serviceHost(s), vip];
   return names.flatMap((n) => [n, `${n}:${s.port}`]);
 }
 
@@ -272,7 +272,7 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
         ROUTE_NAME: String(port),
         VIRTUAL_HOSTS: [
           ...t.services.filter((s) => s.port === port).map((s) => ({
-            name: `${serviceFqdn(s)}:${s.port}`,
+            name: `${serviceHost(s)}:${s.port}`,
             domains: serviceDomains(s, addr.serviceIp(s.name)),
             routes: [serviceRoute(outboundClusterName(s))],
           })),

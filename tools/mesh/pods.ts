@@ -18,7 +18,8 @@
 // with the bridge. Same for INPUT (the Zipkin collector on the bridge address).
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { endProcesses, run, sleep } from "./sys.ts";
+import { endProcesses, run } from "./sys.ts";
+import { sleep } from "../harness/envoy.ts";
 
 export const PROXY_UID = 1337;
 export const OUTBOUND_CAPTURE_PORT = 15001;

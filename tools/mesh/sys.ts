@@ -2,6 +2,7 @@
 // Ctrl-C is handled promptly), finding the processes a mesh started, and ending them by pid.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { sleep } from "../harness/envoy.ts";
 
 export class CommandError extends Error {
   constructor(message: string, readonly code: number | null, readonly output: string) {
@@ -147,10 +148,6 @@ export async function endProcesses(pids: number[], graceMs = 3000): Promise<numb
   const killDeadline = Date.now() + 2000;
   while (signalled.some(alive) && Date.now() < killDeadline) await sleep(50);
   return signalled;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((ok) => setTimeout(ok, ms));
 }
 
 /** `[  12.3 s] text` progress lines, timed from when the reporter was made. */

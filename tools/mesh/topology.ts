@@ -13,6 +13,7 @@
 // per ratings request. Every sidecar-to-sidecar hop is mutual TLS with the pods' SPIFFE ids
 // (service accounts as bookinfo's manifests name them).
 import type { Workload } from "../harness/sidecars.ts";
+import { serviceHost } from "../harness/sidecars.ts";
 
 /** A Kubernetes service: name, namespace, port, and its ClusterIP (last octet in the mesh subnet). */
 export interface ServiceDef {
@@ -152,11 +153,8 @@ export function expectedEdges(t: Topology, protocol: "http" | "tcp" = "http"): A
   return edges;
 }
 
-export function serviceFqdn(s: { name: string; namespace: string }): string {
-  return `${s.name}.${s.namespace}.svc.cluster.local`;
-}
 
 /** Istio's outbound cluster name. */
 export function outboundClusterName(s: ServiceDef): string {
-  return `outbound|${s.port}||${serviceFqdn(s)}`;
+  return `outbound|${s.port}||${serviceHost(s)}`;
 }
