@@ -1,9 +1,11 @@
-// A small PromQL parser for the subset Istio's dashboards use: selectors with matchers, range
-// selectors, function calls, aggregations with `by`/`without` before or after their
-// arguments, binary operators with `on`/`ignoring`/`group_*` modifiers, number and string
-// literals. It exists so tools can see which metrics and labels a dashboard query touches, and
-// so the test can compute what a query should return from the traffic it drove
-// (tools/dashboards/model.ts). Prometheus itself stays the judge of whether a query parses.
+// PromQL as the dashboard tools see it: Prometheus's own grammar (@prometheus-io/lezer-promql)
+// parses a query, and this adapter turns lezer's syntax tree into a small AST, so tools can see
+// which metrics and labels a dashboard query touches and the test can compute what a query
+// should return from the traffic it drove (tools/dashboards/model.ts). Prometheus itself stays
+// the judge of whether a query runs; a query lezer cannot parse is refused here.
+import { parser } from "@prometheus-io/lezer-promql";
+
+type SyntaxNode = ReturnType<typeof parser.parse>["topNode"];
 
 export type Matcher = { label: string; op: "=" | "!=" | "=~" | "!~"; value: string };
 
@@ -26,264 +28,162 @@ export type Node =
   | { type: "unary"; op: "-" | "+"; expr: Node }
   | { type: "subquery"; expr: Node; range: string; step?: string };
 
-const AGGREGATIONS = new Set([
-  "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group",
-]);
-const KEYWORDS = new Set(["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless"]);
-// Binary operator precedence, lowest first (Prometheus: or < and/unless < comparison < +- < */% < ^).
-const PRECEDENCE: string[][] = [["or"], ["and", "unless"], ["==", "!=", "<=", "<", ">=", ">"], ["+", "-"], ["*", "/", "%", "atan2"], ["^"]];
-
-type Token = { kind: "ident" | "number" | "string" | "punct" | "duration"; text: string; pos: number };
-
-function tokenize(src: string): Token[] {
-  const tokens: Token[] = [];
-  let i = 0;
-  let bracketDepth = 0;
-  while (i < src.length) {
-    const c = src[i];
-    if (/\s/.test(c)) {
-      i++;
-      continue;
-    }
-    if (c === "#") {
-      while (i < src.length && src[i] !== "\n") i++;
-      continue;
-    }
-    if (bracketDepth > 0 && /[0-9]/.test(c)) {
-      // durations inside [..] and after offset: 5m, 1h30m, 4s, 250ms
-      const m = /^[0-9]+(ms|[smhdwy])([0-9]+(ms|[smhdwy]))*/.exec(src.slice(i));
-      if (m) {
-        tokens.push({ kind: "duration", text: m[0], pos: i });
-        i += m[0].length;
-        continue;
-      }
-    }
-    if (/[0-9.]/.test(c) && /^(\d+\.?\d*|\.\d+)/.test(src.slice(i))) {
-      const dur = /^[0-9]+(ms|[smhdwy])([0-9]+(ms|[smhdwy]))*(?![a-zA-Z0-9_])/.exec(src.slice(i));
-      if (dur && tokens.length > 0 && tokens[tokens.length - 1].text === "offset") {
-        tokens.push({ kind: "duration", text: dur[0], pos: i });
-        i += dur[0].length;
-        continue;
-      }
-      const m = /^(0x[0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)/.exec(src.slice(i))!;
-      tokens.push({ kind: "number", text: m[0], pos: i });
-      i += m[0].length;
-      continue;
-    }
-    if (/[a-zA-Z_:]/.test(c)) {
-      const m = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(src.slice(i))!;
-      tokens.push({ kind: "ident", text: m[0], pos: i });
-      i += m[0].length;
-      continue;
-    }
-    if (c === '"' || c === "'" || c === "`") {
-      let j = i + 1;
-      let value = "";
-      while (j < src.length && src[j] !== c) {
-        if (src[j] === "\\" && c !== "`") {
-          const n = src[j + 1];
-          value += n === "n" ? "\n" : n === "t" ? "\t" : n;
-          j += 2;
-        } else {
-          value += src[j++];
-        }
-      }
-      if (j >= src.length) throw new Error(`unterminated string at ${i}`);
-      tokens.push({ kind: "string", text: value, pos: i });
-      i = j + 1;
-      continue;
-    }
-    const two = src.slice(i, i + 2);
-    if (["=~", "!~", "!=", "==", "<=", ">="].includes(two)) {
-      tokens.push({ kind: "punct", text: two, pos: i });
-      i += 2;
-      continue;
-    }
-    if ("(){}[],=<>+-*/%^:".includes(c)) {
-      if (c === "[") bracketDepth++;
-      if (c === "]") bracketDepth--;
-      tokens.push({ kind: "punct", text: c, pos: i });
-      i++;
-      continue;
-    }
-    throw new Error(`unexpected character '${c}' at ${i}`);
-  }
-  return tokens;
+export function parsePromQL(src: string): Node {
+  const tree = parser.parse(src);
+  tree.iterate({
+    enter: (n) => {
+      if (n.type.isError) throw new Error(`PromQL syntax error at ${n.from} in: ${src}`);
+    },
+  });
+  const top = tree.topNode.firstChild;
+  if (!top) throw new Error(`empty PromQL query: ${JSON.stringify(src)}`);
+  return new TreeReader(src).expr(top);
 }
 
-class Parser {
-  private i = 0;
-  constructor(private tokens: Token[], private src: string) {}
+/** Reads lezer's PromQL tree (node names from the grammar, promql.grammar) into a Node. */
+class TreeReader {
+  constructor(private src: string) {}
 
-  private peek(offset = 0): Token | undefined {
-    return this.tokens[this.i + offset];
-  }
-  private next(): Token {
-    const t = this.tokens[this.i++];
-    if (!t) throw new Error(`unexpected end of query: ${this.src}`);
-    return t;
-  }
-  private is(text: string, offset = 0): boolean {
-    const t = this.peek(offset);
-    return t !== undefined && (t.kind === "punct" || t.kind === "ident") && t.text === text;
-  }
-  private expect(text: string): Token {
-    const t = this.next();
-    if (t.text !== text) throw new Error(`expected '${text}' at ${t.pos}, got '${t.text}' in: ${this.src}`);
-    return t;
+  private text(n: SyntaxNode): string {
+    return this.src.slice(n.from, n.to);
   }
 
-  parse(): Node {
-    const node = this.expr(0);
-    if (this.i < this.tokens.length) throw new Error(`unexpected '${this.peek()!.text}' at ${this.peek()!.pos} in: ${this.src}`);
-    return node;
+  private fail(n: SyntaxNode, what: string): never {
+    throw new Error(`${what} at ${n.from} in: ${this.src}`);
   }
 
-  private expr(level: number): Node {
-    if (level >= PRECEDENCE.length) return this.unary();
-    let lhs = this.expr(level + 1);
-    while (this.peek() && PRECEDENCE[level].includes(this.peek()!.text) && this.peek()!.kind !== "string") {
-      const op = this.next().text;
-      const node: Node = { type: "binary", op, lhs, rhs: lhs };
-      if (this.is("bool")) {
-        this.next();
-        node.bool = true;
+  /** The node's children that are expressions (the grammar's `Expr` group). */
+  private exprs(n: SyntaxNode): SyntaxNode[] {
+    return n.getChildren("Expr");
+  }
+
+  private only(n: SyntaxNode): SyntaxNode {
+    const [e] = this.exprs(n);
+    return e ?? this.fail(n, `${n.name} without an expression`);
+  }
+
+  expr(n: SyntaxNode): Node {
+    switch (n.name) {
+      case "NumberDurationLiteral":
+        return { type: "number", value: this.number(n) };
+      case "StringLiteral":
+        return { type: "string", value: unquote(this.text(n)) };
+      case "ParenExpr":
+        return { type: "paren", expr: this.expr(this.only(n)) };
+      case "UnaryExpr": {
+        const op = this.text(n.getChild("UnaryOp")!) as "-" | "+";
+        return { type: "unary", op, expr: this.expr(this.only(n)) };
       }
-      if (this.is("on") || this.is("ignoring")) {
-        const on = this.next().text === "on";
-        node.matching = { on, labels: this.labelList() };
+      case "VectorSelector":
+        return this.selector(n);
+      case "MatrixSelector": {
+        const inner = this.expr(this.only(n));
+        if (inner.type !== "selector") this.fail(n, "range on a non-selector");
+        return { ...inner, range: this.text(n.getChild("DurationExpr")!) };
       }
-      if (this.is("group_left") || this.is("group_right")) {
-        const side = this.next().text === "group_left" ? "left" : "right";
-        node.group = { side, labels: this.is("(") ? this.labelList() : [] };
+      case "SubqueryExpr": {
+        const [range, step] = n.getChildren("DurationExpr").map((d) => this.text(d));
+        return { type: "subquery", expr: this.expr(this.only(n)), range, step };
       }
-      // ^ is right-associative; the rest are left-associative.
-      node.rhs = op === "^" ? this.expr(level) : this.expr(level + 1);
-      lhs = node;
+      case "OffsetExpr": {
+        const inner = this.expr(this.only(n));
+        // An offset only changes which samples a selector reads; elsewhere it is kept out of the AST.
+        return inner.type === "selector" ? { ...inner, offset: this.text(n.getChild("OffsetDurationExpr")!) } : inner;
+      }
+      case "FunctionCall":
+        return {
+          type: "call",
+          fn: this.text(n.getChild("FunctionIdentifier")!),
+          args: this.exprs(n.getChild("FunctionCallBody")!).map((a) => this.expr(a)),
+        };
+      case "AggregateExpr":
+        return this.aggregate(n);
+      case "BinaryExpr":
+        return this.binary(n);
+      default:
+        return this.fail(n, `unsupported PromQL ${n.name}`);
     }
-    return lhs;
   }
 
-  private unary(): Node {
-    if (this.is("-") || this.is("+")) {
-      const op = this.next().text as "-" | "+";
-      return { type: "unary", op, expr: this.unary() };
-    }
-    return this.postfix(this.primary());
+  private number(n: SyntaxNode): number {
+    const text = this.text(n).replace(/_/g, "");
+    const sign = text.startsWith("-") ? -1 : 1;
+    const body = text.replace(/^[-+]/, "");
+    if (/^inf$/i.test(body)) return sign * Infinity;
+    if (/^nan$/i.test(body)) return NaN;
+    // A duration used as a number is its length in seconds.
+    if (/[a-z]$/.test(body) && !/^0x/i.test(body)) return sign * durationSeconds(body);
+    return sign * Number(body);
   }
 
-  private postfix(node: Node): Node {
-    for (;;) {
-      if (this.is("[")) {
-        this.next();
-        const range = this.next();
-        if (range.kind !== "duration") throw new Error(`expected a duration at ${range.pos} in: ${this.src}`);
-        if (this.is(":")) {
-          this.next();
-          const step = this.peek()?.kind === "duration" ? this.next().text : undefined;
-          this.expect("]");
-          node = { type: "subquery", expr: node, range: range.text, step };
-          continue;
-        }
-        this.expect("]");
-        if (node.type !== "selector") throw new Error(`range on a non-selector at ${range.pos} in: ${this.src}`);
-        node = { ...node, range: range.text };
+  private selector(n: SyntaxNode): Node {
+    const name = n.getChild("Identifier");
+    const matchers: Matcher[] = [];
+    const list = n.getChild("LabelMatchers");
+    for (let m = list?.firstChild; m; m = m.nextSibling) {
+      if (m.name === "QuotedLabelName") {
+        // {"metric.name"}: a quoted metric name among the matchers.
+        matchers.push({ label: "__name__", op: "=", value: unquote(this.text(m)) });
         continue;
       }
-      if (this.is("offset")) {
-        this.next();
-        const d = this.next();
-        if (node.type === "selector") node = { ...node, offset: d.text };
-        continue;
-      }
-      return node;
+      const label = m.name === "QuotedLabelMatcher" ? unquote(this.text(m.getChild("QuotedLabelName")!)) : this.text(m.getChild("LabelName")!);
+      const op = this.text(m.getChild("MatchOp")!) as Matcher["op"];
+      matchers.push({ label, op, value: unquote(this.text(m.getChild("StringLiteral")!)) });
     }
+    return { type: "selector", name: name ? this.text(name) : "", matchers };
   }
 
-  private primary(): Node {
-    const t = this.next();
-    if (t.kind === "number") return { type: "number", value: Number(t.text) };
-    if (t.kind === "string") return { type: "string", value: t.text };
-    if (t.text === "(") {
-      const expr = this.expr(0);
-      this.expect(")");
-      return { type: "paren", expr };
-    }
-    if (t.text === "{") {
-      return { type: "selector", name: "", matchers: this.matchers() };
-    }
-    if (t.kind === "ident") {
-      if (AGGREGATIONS.has(t.text) && (this.is("(") || this.is("by") || this.is("without"))) return this.aggregate(t.text);
-      if (this.is("(") && !KEYWORDS.has(t.text)) {
-        this.next();
-        const args: Node[] = [];
-        while (!this.is(")")) {
-          args.push(this.expr(0));
-          if (!this.is(")")) this.expect(",");
-        }
-        this.expect(")");
-        return { type: "call", fn: t.text, args };
-      }
-      if (t.text === "inf" || t.text === "Inf") return { type: "number", value: Infinity };
-      if (t.text === "nan" || t.text === "NaN") return { type: "number", value: NaN };
-      const matchers = this.is("{") ? (this.next(), this.matchers()) : [];
-      return { type: "selector", name: t.text, matchers };
-    }
-    throw new Error(`unexpected '${t.text}' at ${t.pos} in: ${this.src}`);
-  }
-
-  private matchers(): Matcher[] {
-    const out: Matcher[] = [];
-    while (!this.is("}")) {
-      const label = this.next();
-      const op = this.next().text;
-      if (!["=", "!=", "=~", "!~"].includes(op)) throw new Error(`bad matcher operator '${op}' at ${label.pos} in: ${this.src}`);
-      const value = this.next();
-      if (value.kind !== "string") throw new Error(`expected a string at ${value.pos} in: ${this.src}`);
-      out.push({ label: label.text, op: op as Matcher["op"], value: value.text });
-      if (!this.is("}")) this.expect(",");
-    }
-    this.expect("}");
+  private labels(grouping: SyntaxNode): string[] {
+    const out: string[] = [];
+    for (let l = grouping.firstChild; l; l = l.nextSibling) out.push(l.name === "QuotedLabelName" ? unquote(this.text(l)) : this.text(l));
     return out;
   }
 
-  private labelList(): string[] {
-    this.expect("(");
-    const labels: string[] = [];
-    while (!this.is(")")) {
-      labels.push(this.next().text);
-      if (!this.is(")")) this.expect(",");
-    }
-    this.expect(")");
-    return labels;
+  private aggregate(n: SyntaxNode): Node {
+    // PromQL keywords are case-insensitive (SUM, By).
+    const op = this.text(n.getChild("AggregateOp")!).toLowerCase();
+    const modifier = n.getChild("AggregateModifier");
+    const grouping = modifier
+      ? { without: modifier.getChild("Without") !== null, labels: this.labels(modifier.getChild("GroupingLabels")!) }
+      : undefined;
+    const args = this.exprs(n.getChild("FunctionCallBody")!).map((a) => this.expr(a));
+    if (args.length === 1) return { type: "aggregate", op, grouping, expr: args[0] };
+    if (args.length === 2) return { type: "aggregate", op, grouping, param: args[0], expr: args[1] };
+    return this.fail(n, `${op} with ${args.length} arguments`);
   }
 
-  private aggregate(op: string): Node {
-    let grouping: { without: boolean; labels: string[] } | undefined;
-    if (this.is("by") || this.is("without")) {
-      const without = this.next().text === "without";
-      grouping = { without, labels: this.labelList() };
+  private binary(n: SyntaxNode): Node {
+    const [lhs, rhs] = this.exprs(n);
+    // The operator is the token between the operands, the first child that is not an expression.
+    const opNode = lhs.nextSibling!;
+    const node: Node = { type: "binary", op: this.text(opNode).toLowerCase(), lhs: this.expr(lhs), rhs: this.expr(rhs) };
+    if (n.getChild("BoolModifier")) node.bool = true;
+    const clause = n.getChild("MatchingModifierClause");
+    if (clause) {
+      const [labels, groupLabels] = clause.getChildren("GroupingLabels");
+      node.matching = { on: clause.getChild("On") !== null, labels: this.labels(labels) };
+      const side = clause.getChild("GroupLeft") ? "left" : clause.getChild("GroupRight") ? "right" : undefined;
+      if (side) node.group = { side, labels: groupLabels ? this.labels(groupLabels) : [] };
     }
-    this.expect("(");
-    const first = this.expr(0);
-    let param: Node | undefined;
-    let expr = first;
-    if (this.is(",")) {
-      this.next();
-      param = first;
-      expr = this.expr(0);
-    }
-    this.expect(")");
-    if (!grouping && (this.is("by") || this.is("without"))) {
-      const without = this.next().text === "without";
-      grouping = { without, labels: this.labelList() };
-    }
-    return { type: "aggregate", op, grouping, param, expr };
+    if (n.getChild("FillModifier")) this.fail(n, "fill modifiers are not supported");
+    return node;
   }
 }
 
-export function parsePromQL(src: string): Node {
-  return new Parser(tokenize(src), src).parse();
+/** A PromQL string literal's value: Go's escapes in "..." and '...', none in `...`. */
+function unquote(literal: string): string {
+  const quote = literal[0];
+  // Lezer's grammar lets a string run unterminated to the end of the line; Prometheus does not.
+  if (literal.length < 2 || !literal.endsWith(quote)) throw new Error(`unterminated PromQL string ${literal}`);
+  const body = literal.slice(1, -1);
+  if (quote === "`") return body;
+  const simple: Record<string, string> = { a: "\x07", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v", "\\": "\\", "'": "'", '"': '"' };
+  return body.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)/g, (whole, e: string) => {
+    if (e in simple) return simple[e];
+    if (/^[xuU]/.test(e)) return String.fromCodePoint(parseInt(e.slice(1), 16));
+    if (/^[0-7]{3}$/.test(e)) return String.fromCodePoint(parseInt(e, 8));
+    throw new Error(`unknown escape ${whole} in PromQL string ${literal}`);
+  });
 }
 
 /** Calls `visit` on every node, depth first. */
@@ -331,7 +231,7 @@ export function functionNames(node: Node): string[] {
 }
 
 /** Duration text (5m, 1h30m, 250ms) in seconds. */
-export function durationSeconds(text: string): number {
+function durationSeconds(text: string): number {
   const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
   let total = 0;
   for (const m of text.matchAll(/([0-9]+)(ms|[smhdwy])/g)) total += Number(m[1]) * units[m[2]];
