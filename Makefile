@@ -20,10 +20,11 @@ WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext
 	--enable-mutable-globals --enable-nontrapping-float-to-int
 PLUGIN_SOURCES := $(shell find assembly -name '*.ts') asconfig.json
 # Debian packages the tests and the demo run for real: Prometheus and promtool, the OCI
-# registry, the image tools, containers and network namespaces for the mesh, SVG to PNG,
+# registry, the image tools, containers and network namespaces for the mesh, Graphviz's dot for the
+# service graph's layout and SVG to PNG,
 # a headless browser for the dashboard page, openssl for test certificates and the mesh CA,
 # redis-server for the mesh's TCP service.
-APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 librsvg2-bin redis-server \
+APT_PACKAGES := prometheus docker-registry skopeo buildah podman runc iptables iproute2 graphviz librsvg2-bin redis-server \
 	chromium openssl
 
 GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)

@@ -1,7 +1,9 @@
 // The service graph as a picture: workloads left to right in call order, one arrow per edge
 // labelled with its request rate, error rate and p99 latency (HTTP) or its bytes per second
-// (TCP, dashed blue); erroring edges (and the workloads answering with errors) in red. SVG written by hand (no graph library), PNG by
-// rsvg-convert (Debian librsvg2-bin, installed if missing) or ImageMagick.
+// (TCP, dashed blue); erroring edges (and the workloads answering with errors) in red. Graphviz
+// `dot` (Debian graphviz) places the boxes and routes the edges; the SVG is drawn here from its
+// positions so the look (label boxes on the edges, legend, title) stays ours. PNG by rsvg-convert
+// (Debian librsvg2-bin) or ImageMagick; missing tools are installed when root.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EdgeStats } from "./report.ts";
@@ -9,13 +11,14 @@ import { isRoot, run, which } from "./sys.ts";
 
 const NODE_W = 196;
 const NODE_H = 60;
-const COL_GAP = 170;
-const ROW_GAP = 150;
+const LABEL_W = 112;
 const MARGIN_X = 40;
 const TOP = 96;
 const RED = "#d0312d";
 const OK = "#4f7a5a";
 const TCP = "#2f62c4";
+// Graphviz works in points, 72 to the inch; one point is one SVG unit here.
+const PT = 72;
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -26,43 +29,100 @@ export interface GraphOptions {
   describe?: (workload: string) => string;
 }
 
-interface Placed {
-  name: string;
-  depth: number;
+interface Point {
   x: number;
   y: number;
 }
 
-function layout(edges: EdgeStats[]): Map<string, Placed> {
+interface Layout {
+  width: number;
+  height: number;
+  /** Centre of each workload's box. */
+  nodes: Map<string, Point>;
+  /** Per edge (same order as the input): centre of its label box, and the curve into and out of it (SVG path data). */
+  edges: { label: Point; into: string; out: string }[];
+}
+
+interface DotJson {
+  bb: string;
+  objects?: { _gvid: number; name: string; pos: string }[];
+  edges?: { tail: number; head: number; pos: string }[];
+}
+
+/**
+ * Lays the graph out with `dot`. Each edge's label box is a node of its own between the two
+ * workloads, so dot keeps it clear of everything else and the edge runs through it, as drawn.
+ */
+async function layout(edges: EdgeStats[], labelHeight: (e: EdgeStats) => number): Promise<Layout> {
   const names = [...new Set(edges.flatMap((e) => [e.source, e.destination]))];
-  const parents = (n: string) => edges.filter((e) => e.destination === n).map((e) => e.source);
-  const depth = new Map<string, number>();
-  const depthOf = (n: string, seen = new Set<string>()): number => {
-    if (depth.has(n)) return depth.get(n)!;
-    if (seen.has(n)) return 0; // a cycle: break it
-    seen.add(n);
-    const ps = parents(n);
-    const d = ps.length === 0 ? 0 : 1 + Math.max(...ps.map((p) => depthOf(p, seen)));
-    depth.set(n, d);
-    return d;
+  const id = (n: string) => `w${names.indexOf(n)}`;
+  const inch = (v: number) => (v / PT).toFixed(4);
+  // The edges a depth-first walk finds closing a cycle, as dot's own walk does to rank the rest.
+  const backEdges = new Set<EdgeStats>();
+  const state = new Map<string, "open" | "done">();
+  const walk = (n: string) => {
+    state.set(n, "open");
+    for (const e of edges.filter((x) => x.source === n)) {
+      if (state.get(e.destination) === "open") backEdges.add(e);
+      else if (!state.has(e.destination)) walk(e.destination);
+    }
+    state.set(n, "done");
   };
-  names.forEach((n) => depthOf(n));
-  const columns = Math.max(...depth.values()) + 1;
-  const placed = new Map<string, Placed>();
-  for (let c = 0; c < columns; c++) {
-    const col = names.filter((n) => depth.get(n) === c);
-    // Order by the parents' mean height (barycentre), then centre the column on them.
-    const desired = (n: string) => {
-      const ys = parents(n).map((p) => placed.get(p)?.y).filter((y): y is number => y !== undefined);
-      return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : 0;
-    };
-    col.sort((a, b) => desired(a) - desired(b) || a.localeCompare(b));
-    const centre = col.length ? col.reduce((acc, n) => acc + desired(n), 0) / col.length : 0;
-    col.forEach((n, i) => {
-      placed.set(n, { name: n, depth: c, x: MARGIN_X + c * (NODE_W + COL_GAP), y: centre + (i - (col.length - 1) / 2) * ROW_GAP });
-    });
+  for (const n of names) if (!state.has(n)) walk(n);
+  const dot = [
+    "digraph mesh {",
+    `  rankdir=LR; ranksep=0.6; nodesep=0.75; splines=spline;`,
+    `  node [shape=box, fixedsize=true, label=""];`,
+    ...names.map((n) => `  ${id(n)} [width=${inch(NODE_W)}, height=${inch(NODE_H)}];`),
+    ...edges.flatMap((e, i) => {
+      // Forward edges leave a box's right side and enter the next one's left, as the layers read;
+      // an edge closing a cycle has to run backwards, where those ports would loop it round.
+      const ports = backEdges.has(e) ? "" : ", tailport=e, headport=w";
+      return [
+        `  e${i} [width=${inch(LABEL_W)}, height=${inch(labelHeight(e))}];`,
+        `  ${id(e.source)} -> e${i} [dir=none${ports}];`,
+        // Leaves room for the arrowhead (14 units) drawn at the destination.
+        `  e${i} -> ${id(e.destination)} [arrowsize=1.4${ports}];`,
+      ];
+    }),
+    "}",
+  ].join("\n");
+  const res = await run("dot", ["-Tjson0"], { input: dot });
+  const json = JSON.parse(res.stdout) as DotJson;
+  const [, , bbW, bbH] = json.bb.split(",").map(Number);
+  // dot's y grows upwards; SVG's downwards.
+  const point = (s: string): Point => {
+    const [x, y] = s.split(",").map(Number);
+    return { x, y: bbH - y };
+  };
+  const centre = new Map<string, Point>();
+  const byGvid = new Map<number, string>();
+  for (const o of json.objects ?? []) {
+    centre.set(o.name, point(o.pos));
+    byGvid.set(o._gvid, o.name);
   }
-  return placed;
+  // A spline is "[e,x,y ]p0 p1 p2 p3 ...", cubic Béziers sharing end points; "e," is the arrow tip.
+  const path = (pos: string): string => {
+    const parts = pos.trim().split(/\s+/);
+    const tip = parts[0].startsWith("e,") ? point(parts.shift()!.slice(2)) : undefined;
+    const pts = parts.map(point);
+    const f = (p: Point) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`;
+    let d = `M${f(pts[0])}`;
+    for (let i = 1; i + 2 < pts.length; i += 3) d += ` C${f(pts[i])} ${f(pts[i + 1])} ${f(pts[i + 2])}`;
+    return tip ? `${d} L${f(tip)}` : d;
+  };
+  const splines = new Map<string, string>();
+  for (const e of json.edges ?? []) splines.set(`${byGvid.get(e.tail)}>${byGvid.get(e.head)}`, path(e.pos));
+  return {
+    width: bbW,
+    height: bbH,
+    nodes: new Map(names.map((n) => [n, centre.get(id(n))!])),
+    edges: edges.map((e, i) => ({
+      label: centre.get(`e${i}`)!,
+      into: splines.get(`${id(e.source)}>e${i}`)!,
+      out: splines.get(`e${i}>${id(e.destination)}`)!,
+    })),
+  };
 }
 
 function fmtRate(v: number): string {
@@ -75,15 +135,16 @@ function fmtBytesRate(v: number): string {
   return `${v.toFixed(0)} B/s`;
 }
 
-/** The SVG text of the service graph. */
-export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): string {
-  const placed = layout(edges);
-  const nodes = [...placed.values()];
-  const minY = Math.min(...nodes.map((n) => n.y));
-  for (const n of nodes) n.y = n.y - minY + TOP + 30;
+/** The SVG text of the service graph (runs `dot` for the layout). */
+export async function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): Promise<string> {
+  const labelLines = (e: EdgeStats) => (e.protocol === "tcp" ? 2 : 3);
+  const labelHeight = (e: EdgeStats) => labelLines(e) * 16 + 8;
+  await ensureTool("dot", "graphviz");
+  const placed = await layout(edges, labelHeight);
+  const originY = TOP + 30;
   // Wide enough for the legend line too.
-  const width = Math.max(Math.max(...nodes.map((n) => n.x)) + NODE_W + MARGIN_X, 1180);
-  const legendY = Math.max(...nodes.map((n) => n.y)) + NODE_H + 70;
+  const width = Math.max(MARGIN_X + placed.width + MARGIN_X, 1180);
+  const legendY = originY + placed.height + 70;
   const height = legendY + 40;
   const erroring = new Set(edges.filter((e) => e.errorRate > 0).map((e) => e.destination));
   const maxRps = Math.max(1, ...edges.map((e) => e.rps));
@@ -99,26 +160,22 @@ export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): stri
   out.push(`</defs>`);
   out.push(`<text x="${MARGIN_X}" y="38" font-size="21" font-weight="bold" fill="#222">${esc(opts.title)}</text>`);
   out.push(`<text x="${MARGIN_X}" y="64" font-size="13" fill="#555">${esc(opts.subtitle)}</text>`);
+  out.push(`<g transform="translate(${MARGIN_X},${originY})">`);
 
   // Edges first, so nodes and labels draw over them.
   const labels: string[] = [];
-  for (const e of edges) {
-    const a = placed.get(e.source)!;
-    const b = placed.get(e.destination)!;
+  edges.forEach((e, i) => {
+    const { label, into, out: onward } = placed.edges[i];
     const tcp = e.protocol === "tcp";
     const bad = e.errorRate > 0;
     const colour = tcp ? TCP : bad ? RED : OK;
-    const x1 = a.x + NODE_W;
-    const y1 = a.y + NODE_H / 2;
-    const x2 = b.x - 2;
-    const y2 = b.y + NODE_H / 2;
-    const dx = (x2 - x1) / 2;
     const strokeW = (1.6 + 3.4 * (tcp ? e.bytesPerSecond / maxBytes : e.rps / maxRps)).toFixed(1);
     const dash = tcp ? ` stroke-dasharray="8 5"` : "";
-    out.push(`<path d="M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}" fill="none" stroke="${colour}" stroke-width="${strokeW}"${dash} marker-end="url(#arrow-${tcp ? "tcp" : bad ? "err" : "ok"})"/>`);
-    // Label at the curve's midpoint: rate, error rate, p99 (HTTP) or bytes/s (TCP), one per line.
-    const mx = (x1 + x2) / 2;
-    const my = (y1 + y2) / 2;
+    const stroke = `fill="none" stroke="${colour}" stroke-width="${strokeW}"${dash}`;
+    // Into the label box, then on from it to the destination, arrowhead there only.
+    out.push(`<path d="${into}" ${stroke}/>`);
+    out.push(`<path d="${onward}" ${stroke} marker-end="url(#arrow-${tcp ? "tcp" : bad ? "err" : "ok"})"/>`);
+    // Rate, error rate, p99 (HTTP) or bytes/s (TCP), one per line, in the box dot made room for.
     const lines = tcp
       ? [
         { text: fmtBytesRate(e.bytesPerSecond), colour: "#222", weight: "bold" },
@@ -129,24 +186,27 @@ export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): stri
         { text: `${(e.errorRate * 100).toFixed(1)}% errors`, colour: bad ? RED : "#444", weight: bad ? "bold" : "normal" },
         { text: `p99 ${Number.isFinite(e.p99) ? e.p99.toFixed(0) : "-"} ms`, colour: "#444", weight: "normal" },
       ];
-    const boxW = 112;
-    const boxH = lines.length * 16 + 8;
-    labels.push(`<rect x="${mx - boxW / 2}" y="${my - boxH / 2}" width="${boxW}" height="${boxH}" rx="5" fill="#ffffff" fill-opacity="0.94" stroke="${colour}" stroke-width="1"/>`);
-    lines.forEach((l, i) => {
-      labels.push(`<text x="${mx}" y="${my - boxH / 2 + 18 + i * 16}" font-size="12.5" text-anchor="middle" fill="${l.colour}" font-weight="${l.weight}">${esc(l.text)}</text>`);
+    const boxH = labelHeight(e);
+    const { x: mx, y: my } = label;
+    labels.push(`<rect x="${mx - LABEL_W / 2}" y="${my - boxH / 2}" width="${LABEL_W}" height="${boxH}" rx="5" fill="#ffffff" fill-opacity="0.94" stroke="${colour}" stroke-width="1"/>`);
+    lines.forEach((l, j) => {
+      labels.push(`<text x="${mx}" y="${my - boxH / 2 + 18 + j * 16}" font-size="12.5" text-anchor="middle" fill="${l.colour}" font-weight="${l.weight}">${esc(l.text)}</text>`);
     });
-  }
-  for (const n of nodes) {
-    const gateway = n.name.includes("gateway");
-    const bad = erroring.has(n.name);
+  });
+  for (const [name, c] of placed.nodes) {
+    const gateway = name.includes("gateway");
+    const bad = erroring.has(name);
     const fill = gateway ? "#e8f0fe" : "#f3f8ee";
     const stroke = bad ? RED : gateway ? "#3b6fd8" : "#6a9a4e";
-    out.push(`<rect x="${n.x}" y="${n.y}" width="${NODE_W}" height="${NODE_H}" rx="10" fill="${fill}" stroke="${stroke}" stroke-width="${bad ? 2.5 : 1.6}"/>`);
-    out.push(`<text x="${n.x + NODE_W / 2}" y="${n.y + 26}" font-size="15" font-weight="bold" text-anchor="middle" fill="#1d1d1d">${esc(n.name)}</text>`);
-    const detail = opts.describe?.(n.name) ?? "";
-    if (detail) out.push(`<text x="${n.x + NODE_W / 2}" y="${n.y + 45}" font-size="12" text-anchor="middle" fill="#555">${esc(detail)}</text>`);
+    const x = c.x - NODE_W / 2;
+    const y = c.y - NODE_H / 2;
+    out.push(`<rect x="${x}" y="${y}" width="${NODE_W}" height="${NODE_H}" rx="10" fill="${fill}" stroke="${stroke}" stroke-width="${bad ? 2.5 : 1.6}"/>`);
+    out.push(`<text x="${c.x}" y="${y + 26}" font-size="15" font-weight="bold" text-anchor="middle" fill="#1d1d1d">${esc(name)}</text>`);
+    const detail = opts.describe?.(name) ?? "";
+    if (detail) out.push(`<text x="${c.x}" y="${y + 45}" font-size="12" text-anchor="middle" fill="#555">${esc(detail)}</text>`);
   }
   out.push(...labels);
+  out.push(`</g>`);
   out.push(`<line x1="${MARGIN_X}" y1="${legendY - 22}" x2="${width - MARGIN_X}" y2="${legendY - 22}" stroke="#ddd"/>`);
   out.push(`<line x1="${MARGIN_X}" y1="${legendY}" x2="${MARGIN_X + 34}" y2="${legendY}" stroke="${OK}" stroke-width="3"/>`);
   out.push(`<text x="${MARGIN_X + 42}" y="${legendY + 4}" font-size="12.5" fill="#333">no errors</text>`);
@@ -164,15 +224,19 @@ export function renderServiceGraph(edges: EdgeStats[], opts: GraphOptions): stri
   return out.join("\n") + "\n";
 }
 
-/** rsvg-convert, installing librsvg2-bin when root and it is missing; else real ImageMagick; else undefined. */
-async function pngConverter(): Promise<((svg: string, png: string) => Promise<unknown>) | undefined> {
-  if (!which("rsvg-convert") && isRoot() && which("apt-get")) {
-    const install = () => run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "librsvg2-bin"], { allowFail: true, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-    if ((await install()).code !== 0) {
-      await run("apt-get", ["update", "-qq"], { allowFail: true });
-      await install();
-    }
+/** Installs a Debian package for a missing tool when root (as make deps would have). */
+async function ensureTool(tool: string, pkg: string): Promise<void> {
+  if (which(tool) || !isRoot() || !which("apt-get")) return;
+  const install = () => run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", pkg], { allowFail: true, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  if ((await install()).code !== 0) {
+    await run("apt-get", ["update", "-qq"], { allowFail: true });
+    await install();
   }
+}
+
+/** rsvg-convert (librsvg2-bin); else real ImageMagick; else undefined. */
+async function pngConverter(): Promise<((svg: string, png: string) => Promise<unknown>) | undefined> {
+  await ensureTool("rsvg-convert", "librsvg2-bin");
   if (which("rsvg-convert")) return (svg, png) => run("rsvg-convert", ["--zoom", "1.5", "--format", "png", "--output", png, svg]);
   const magick = which("convert") ? await run("convert", ["-version"], { allowFail: true }) : undefined;
   if (magick && magick.code === 0 && /ImageMagick/.test(magick.stdout)) return (svg, png) => run("convert", ["-density", "144", svg, png]);
@@ -182,7 +246,7 @@ async function pngConverter(): Promise<((svg: string, png: string) => Promise<un
 /** Writes service-graph.svg and, when a converter exists, service-graph.png into dir. */
 export async function writeServiceGraph(edges: EdgeStats[], dir: string, opts: GraphOptions): Promise<{ svg: string; png?: string; pngProblem?: string }> {
   const svg = join(dir, "service-graph.svg");
-  writeFileSync(svg, renderServiceGraph(edges, opts));
+  writeFileSync(svg, await renderServiceGraph(edges, opts));
   const convert = await pngConverter();
   if (!convert) return { svg, pngProblem: "no SVG converter: apt-get install -y librsvg2-bin" };
   const png = join(dir, "service-graph.png");
