@@ -107,10 +107,6 @@ export class AttributeReader {
     }
   }
 
-  get batched(): bool {
-    return this.token !== null;
-  }
-
   read(out: LogAttributes): void {
     out.release();
     const token = this.token;

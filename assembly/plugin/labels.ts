@@ -119,10 +119,11 @@ export class Labels {
   private upstreamLocalPrincipal: i32 = -1;
   private upstreamLocalUses: i32 = 0;
   private clusters: Map<string, ClusterEntry> = new Map();
+  // The last cluster seen, as Envoy's bytes, as text and (once looked up) its entry: a sidecar's
+  // requests mostly go to few clusters in a row, so most need no decode and no map lookup.
   private lastClusterBytes: ArrayBuffer = new ArrayBuffer(0);
-  private lastCluster: ClusterEntry | null = null;
-  private lastClusterNameBytes: ArrayBuffer = new ArrayBuffer(0);
   private lastClusterName: string = "";
+  private lastCluster: ClusterEntry | null = null;
   private key: SeriesKey;
 
   /** `capacity`: most distinct values (and workloads) interned; `customDimensions`: most expressions of a plan. */
@@ -143,17 +144,20 @@ export class Labels {
     entry.namespace = this.strings.id(orUnknown(entry.peer.namespace));
   }
 
-  // xds.cluster_name as text, decoded only when it differs from the last one read (a sidecar's
-  // requests mostly go to few clusters in a row).
+  // xds.cluster_name as text (outbound, with the request headers).
   private clusterName(): string | null {
     const bytes = getProperty(P.CLUSTER_NAME);
-    if (bytes === null) return null;
-    const last = this.lastClusterNameBytes;
-    const n = bytes.byteLength;
-    if (last.byteLength == n && memory.compare(changetype<usize>(last), changetype<usize>(bytes), n) == 0) return this.lastClusterName;
-    const name = String.UTF8.decode(bytes);
-    this.lastClusterNameBytes = bytes;
+    return bytes === null ? null : this.clusterNameOf(changetype<usize>(bytes), bytes.byteLength);
+  }
+
+  // A cluster name given as bytes, decoded only when it differs from the last one.
+  private clusterNameOf(ptr: usize, length: u32): string {
+    const last = this.lastClusterBytes;
+    if (<u32>last.byteLength == length && memory.compare(changetype<usize>(last), ptr, length) == 0) return this.lastClusterName;
+    const name = String.UTF8.decodeUnsafe(ptr, length);
+    this.lastClusterBytes = copyBytes(ptr, length);
     this.lastClusterName = name;
+    this.lastCluster = null;
     return name;
   }
 
@@ -377,9 +381,16 @@ export class Labels {
   // istiod's metadata of a cluster (filter_metadata.istio: services[0] and external), read once
   // per cluster name and again every CLUSTER_REFRESH_AFTER uses.
   clusterEntry(cluster: string): ClusterEntry {
+    // The last cluster's entry, when `cluster` is the text clusterNameOf gave out for it.
+    const last = this.lastCluster;
+    const isLast = changetype<usize>(cluster) == changetype<usize>(this.lastClusterName);
+    if (isLast && last !== null && ++last.uses < CLUSTER_REFRESH_AFTER) return last;
     if (this.clusters.has(cluster)) {
       const cached = this.clusters.get(cluster);
-      if (++cached.uses < CLUSTER_REFRESH_AFTER) return cached;
+      if (++cached.uses < CLUSTER_REFRESH_AFTER) {
+        if (isLast) this.lastCluster = cached;
+        return cached;
+      }
     }
     const e = new ClusterEntry();
     if (isPassthroughOrBlackhole(cluster)) {
@@ -398,23 +409,13 @@ export class Labels {
     }
     if (this.clusters.size >= MAX_CLUSTERS) this.clusters.clear();
     this.clusters.set(cluster, e);
-    this.lastCluster = null;
+    if (isLast) this.lastCluster = e;
     return e;
   }
 
-  // The cluster entry for a cluster name given as bytes (inbound, from the log attributes),
-  // with the last one remembered: most requests of a sidecar's inbound use one cluster.
+  // The cluster entry for a cluster name given as bytes (inbound, from the log attributes).
   clusterOfBytes(ptr: usize, length: u32): ClusterEntry | null {
-    if (length == 0) return null;
-    const last = this.lastCluster;
-    const bytes = this.lastClusterBytes;
-    if (last !== null && <u32>bytes.byteLength == length && memory.compare(changetype<usize>(bytes), ptr, length) == 0 && ++last.uses < CLUSTER_REFRESH_AFTER) {
-      return last;
-    }
-    const entry = this.clusterEntry(String.UTF8.decodeUnsafe(ptr, length));
-    this.lastCluster = entry;
-    this.lastClusterBytes = copyBytes(ptr, length);
-    return entry;
+    return length == 0 ? null : this.clusterEntry(this.clusterNameOf(ptr, length));
   }
 
   // The metric ids of a report's label tuple: found by its key of ids, or defined from its text.

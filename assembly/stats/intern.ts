@@ -14,10 +14,6 @@ export class Interner {
 
   constructor(readonly capacity: i32) {}
 
-  get size(): i32 {
-    return this.values.length;
-  }
-
   /** The id of `raw` (its sanitized form is what value() returns), or -1 when full. */
   id(raw: string): i32 {
     if (this.ids.has(raw)) return this.ids.get(raw);
