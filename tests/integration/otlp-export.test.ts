@@ -146,8 +146,9 @@ test("both formats at once: the OTLP body decodes with opentelemetry-proto's typ
     assert.equal(s.name, z!.name);
     assert.match(s.trace_state, /^mtw=[^,]+,congo=t61rcWkgMzE$/);
     assert.equal(s.flags, 0x301, "sampled, parent known to be remote");
-    // Zipkin has microseconds; OTLP the nanoseconds they came from.
-    assert.equal(Math.floor(Number(s.start_time_unix_nano) / 1000), z!.timestamp);
+    // Zipkin has microseconds; OTLP the nanoseconds they came from (divided as integers: the
+    // nanoseconds are past a double's exact range).
+    assert.equal(Number(BigInt(s.start_time_unix_nano) / 1000n), z!.timestamp);
     assert.ok(BigInt(s.end_time_unix_nano) > BigInt(s.start_time_unix_nano));
     assert.equal(s.status, undefined, "a 200 leaves the status unset");
     const a = attributes(s.attributes);
