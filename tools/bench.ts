@@ -29,9 +29,9 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { join } from "node:path";
 import {
   ENVOY_BIN, freePort, httpListener, httpRequest, PLUGIN_WASM, ROOT, startEnvoy, startUpstream, wasmHttpFilter,
-} from "./harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "./harness/sidecars.ts";
-import { parsePrometheus, select } from "./harness/prometheus.ts";
+} from "../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../tests/harness/sidecars.ts";
+import { parsePrometheus, select } from "../tests/harness/prometheus.ts";
 import {
   CLIENT, pairCertificates, pin, placement, unpin, RESPONSE_BYTES, SERVICE, startPair, startUpstreamEnvoy, type Filters, type Pair, type Placement, type Upstream,
 } from "./bench/topology.ts";

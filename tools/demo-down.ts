@@ -9,7 +9,7 @@
 import { leftovers, readState, runningMesh, sweepMesh } from "./mesh/cleanup.ts";
 import { podmanPsCommand } from "./mesh/containers.ts";
 import { alive, isRoot, stepper } from "./mesh/sys.ts";
-import { sleep } from "./harness/envoy.ts";
+import { sleep } from "../tests/harness/envoy.ts";
 
 const prefix = process.argv[2] ?? "mtw";
 const step = stepper();

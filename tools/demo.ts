@@ -16,7 +16,7 @@
 // MESH_MODE=loopback (processes on 127.0.0.1 instead of namespaces and containers),
 // DEMO_TRACING=jaeger (spans over OTLP to Jaeger v2 instead of Zipkin).
 import { join } from "node:path";
-import { ROOT } from "./harness/envoy.ts";
+import { ROOT } from "../tests/harness/envoy.ts";
 import { sweepMesh } from "./mesh/cleanup.ts";
 import { podmanPsCommand } from "./mesh/containers.ts";
 import { dashboardCoverage, DEMO_NO_DATA_BY_DESIGN, showDashboards, type DemoDashboards } from "./mesh/dashboard.ts";

@@ -22,7 +22,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ROOT } from "./harness/envoy.ts";
+import { ROOT } from "../tests/harness/envoy.ts";
 
 export const TARGETS = ["json", "config", "expr", "base64", "struct", "peer", "trace", "label", "headers", "otlp"] as const;
 export type Target = (typeof TARGETS)[number];

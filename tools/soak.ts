@@ -24,9 +24,9 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import {
   eventually, freePort, sleep, startEnvoy, staticCluster, tcpListener, wasmNetworkFilter, type Envoy, type Upstream,
-} from "./harness/envoy.ts";
-import { serviceCluster, sidecarNode, startSidecar, type Sidecar } from "./harness/sidecars.ts";
-import { parsePrometheus, select, sum, type Sample } from "./harness/prometheus.ts";
+} from "../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode, startSidecar, type Sidecar } from "../tests/harness/sidecars.ts";
+import { parsePrometheus, select, sum, type Sample } from "../tests/harness/prometheus.ts";
 
 export interface SoakOptions {
   seconds: number;

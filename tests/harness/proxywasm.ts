@@ -16,9 +16,9 @@
 // call loudly, so a test never passes on a host call this file does not understand.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 
-export const ROOT = join(fileURLToPath(import.meta.url), "../../..");
+import { ROOT } from "./envoy.ts";
+export { ROOT };
 export const PLUGIN_WASM = join(ROOT, "build/plugin.wasm");
 
 const enc = new TextEncoder();

@@ -9,8 +9,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { freePort, httpListener, startEnvoy, staticCluster, wasmHttpFilter, type Envoy, type Upstream } from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, sum, type Sample } from "../../tools/harness/prometheus.ts";
+import { freePort, httpListener, startEnvoy, staticCluster, wasmHttpFilter, type Envoy, type Upstream } from "../harness/envoy.ts";
+import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
 import { peerMetadataBase64, raiseHeaderLimits, rawRequest, startLargeUpstream } from "../fixtures/hostile.ts";
 
 const MAX_SERIES = 200;

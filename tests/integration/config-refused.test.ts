@@ -2,7 +2,7 @@
 // (Static listeners: Envoy refuses to start. Dynamic updates are covered with the robustness work.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startEnvoy, freePort, httpListener, staticCluster, wasmHttpFilter } from "../../tools/harness/envoy.ts";
+import { startEnvoy, freePort, httpListener, staticCluster, wasmHttpFilter } from "../harness/envoy.ts";
 
 const cases: Array<[string, unknown, RegExp]> = [
   ["wrong type", { reporter: ["source"] }, /configuration refused: field 'reporter' \(offset 12\): expected a string, got array/],

@@ -11,8 +11,8 @@ import net from "node:net";
 import {
   eventually, freePort, httpListener, httpRequest, staticCluster, startEnvoy, startUpstream, tcpListener, wasmHttpFilter, wasmNetworkFilter,
   type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 
 // [what, configuration text, the refusal after "configuration refused: "]
 const REFUSED: Array<[string, string, string]> = [

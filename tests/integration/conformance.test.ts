@@ -37,8 +37,8 @@ import http2 from "node:http2";
 import {
   ENVOY_BIN, ROOT, eventually, freePort, httpListener, httpRequest, staticCluster, startEnvoy, startUpstream, tcpListener, wasmHttpFilter,
   wasmNetworkFilter, type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, type Sample } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { parsePrometheus, select, type Sample } from "../harness/prometheus.ts";
 import { originateMtls, requireMtls, workloadCert } from "../fixtures/tls.ts";
 import * as X from "../fixtures/conformance/istio-expectations.ts";
 

@@ -11,8 +11,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../../tools/harness/envoy.ts";
-import { sidecarNode, serviceHost } from "../../tools/harness/sidecars.ts";
+import { ROOT } from "../harness/envoy.ts";
+import { sidecarNode, serviceHost } from "../harness/sidecars.ts";
 import {
   builtins, classify, extractVariableValues, formatValues, instantQuery, loadDashboards, panelKey, parseDashboard, PromQueryError,
   queryKey, queryResultLine, referencedVariables, substitute, variableOrder, variableQueryExpr, DASHBOARDS_DIR,

@@ -4,9 +4,9 @@
 // identity. Also: istio_build from node metadata, for the Mesh dashboard's versions panel.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { freePort, httpListener, httpRequest, startEnvoy, startUpstream, wasmHttpFilter, type Envoy, type Upstream } from "../../tools/harness/envoy.ts";
-import { serviceCluster, sidecarNode, startSidecar, type Sidecar, type Workload } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+import { freePort, httpListener, httpRequest, startEnvoy, startUpstream, wasmHttpFilter, type Envoy, type Upstream } from "../harness/envoy.ts";
+import { serviceCluster, sidecarNode, startSidecar, type Sidecar, type Workload } from "../harness/sidecars.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 
 const CLIENT: Workload = { workload: "productpage-v1", namespace: "bookinfo", app: "productpage", version: "v1" };
 const SERVER: Workload = { workload: "reviews-v2", namespace: "bookinfo", app: "reviews", version: "v2" };

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import {
   eventually, freePort, httpListener, httpRequest, renderTemplate, staticCluster, startEnvoy, startUpstream, wasmHttpFilter,
   type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 import { truncatedPluginWasm } from "../fixtures/build.ts";
 
 const FILTER = "istio.stats";

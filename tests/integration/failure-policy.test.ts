@@ -16,9 +16,9 @@ import assert from "node:assert/strict";
 import {
   eventually, freePort, httpListener, httpRequest, sleep, staticCluster, startEnvoy, startUpstream, wasmHttpFilter,
   type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
+} from "../harness/envoy.ts";
 import { missingImportWasm, trapFilterWasm, truncatedPluginWasm } from "../fixtures/build.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 
 type Policy = "FAIL_OPEN" | "FAIL_CLOSED" | "FAIL_RELOAD";
 let app: Upstream;

@@ -10,7 +10,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { relative } from "node:path";
 import { buildFuzzModule, knownFailures, loadCorpus, replay, runFuzz, TARGETS, type Target } from "../../tools/fuzz.ts";
-import { ROOT } from "../../tools/harness/envoy.ts";
+import { ROOT } from "../harness/envoy.ts";
 
 const SECONDS = Number(process.env.QUICK_FUZZ_SECONDS ?? 20);
 const SEED = Number(process.env.QUICK_FUZZ_SEED ?? 1);

@@ -13,8 +13,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import {
   freePort, httpListener, httpRequest, sleep, startEnvoy, staticCluster, wasmHttpFilter, type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, sum, type Sample } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
 import { nestedStructBase64, peerMetadataBase64, rawRequest, raiseHeaderLimits, startLargeUpstream } from "../fixtures/hostile.ts";
 
 let app: Upstream;

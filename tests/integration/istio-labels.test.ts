@@ -4,9 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http2 from "node:http2";
-import { httpRequest, startUpstream, type Upstream } from "../../tools/harness/envoy.ts";
-import { startSidecar, type Sidecar, type Workload } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, type Sample } from "../../tools/harness/prometheus.ts";
+import { httpRequest, startUpstream, type Upstream } from "../harness/envoy.ts";
+import { startSidecar, type Sidecar, type Workload } from "../harness/sidecars.ts";
+import { parsePrometheus, select, type Sample } from "../harness/prometheus.ts";
 
 const productpage: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
 const reviews: Workload = { workload: "reviews-v2", namespace: "bookinfo", app: "reviews", version: "v2", cluster: "east" };

@@ -3,9 +3,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { startUpstream, type Upstream } from "../../tools/harness/envoy.ts";
-import { startSidecar, type Sidecar } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select } from "../../tools/harness/prometheus.ts";
+import { startUpstream, type Upstream } from "../harness/envoy.ts";
+import { startSidecar, type Sidecar } from "../harness/sidecars.ts";
+import { parsePrometheus, select } from "../harness/prometheus.ts";
 
 let app: Upstream;
 let server: Sidecar;

@@ -13,7 +13,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, httpRequest, ROOT, sleep } from "../../tools/harness/envoy.ts";
+import { eventually, httpRequest, ROOT, sleep } from "../harness/envoy.ts";
 import { writeServiceGraph } from "../../tools/mesh/graph.ts";
 import { startMesh, type Mesh, type TrafficRun } from "../../tools/mesh/mesh.ts";
 import { podRules } from "../../tools/mesh/pods.ts";
@@ -23,7 +23,7 @@ import { spiffeId } from "../../tools/mesh/ca.ts";
 import { REDIS_GET_STARS, REDIS_NIL } from "../../tools/mesh/apps/redis-wire.ts";
 import { peerMetadataBase64 } from "../fixtures/hostile.ts";
 import { dashboardCoverage, DEMO_NO_DATA_BY_DESIGN } from "../../tools/mesh/dashboard.ts";
-import type { ZipkinSpan } from "../../tools/harness/zipkin.ts";
+import type { ZipkinSpan } from "../harness/zipkin.ts";
 
 const LOOPBACK = process.env.MESH_MODE === "loopback";
 const PREFIX = "mtt";

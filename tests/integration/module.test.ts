@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
-import { PLUGIN_WASM } from "../../tools/harness/envoy.ts";
+import { PLUGIN_WASM } from "../harness/envoy.ts";
 
 const module = new WebAssembly.Module(readFileSync(PLUGIN_WASM));
 

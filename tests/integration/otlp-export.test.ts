@@ -9,10 +9,10 @@ import http from "node:http";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, httpRequest, ROOT, staticCluster, startUpstream, type Upstream } from "../../tools/harness/envoy.ts";
-import { startSidecar, type Sidecar } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
-import type { ZipkinSpan } from "../../tools/harness/zipkin.ts";
+import { eventually, httpRequest, ROOT, staticCluster, startUpstream, type Upstream } from "../harness/envoy.ts";
+import { startSidecar, type Sidecar } from "../harness/sidecars.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
+import type { ZipkinSpan } from "../harness/zipkin.ts";
 
 const OTLP_DECODE = join(ROOT, ".cache", "otlp-decode", "otlp-decode");
 

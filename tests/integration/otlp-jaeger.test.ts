@@ -5,10 +5,10 @@
 // beside Istio's tags, tracestate, ERROR status on a 5xx, and durations that nest.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { eventually, httpRequest, staticCluster } from "../../tools/harness/envoy.ts";
-import { startTracedChain, type TracedChain } from "../../tools/harness/chain.ts";
-import { startJaeger, type Jaeger, type JaegerSpan, type JaegerTrace } from "../../tools/harness/jaeger.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+import { eventually, httpRequest, staticCluster } from "../harness/envoy.ts";
+import { startTracedChain, type TracedChain } from "../harness/chain.ts";
+import { startJaeger, type Jaeger, type JaegerSpan, type JaegerTrace } from "../harness/jaeger.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 import { slowestJaegerTrace } from "../../tools/mesh/jaeger.ts";
 import { formatTraceTree } from "../../tools/mesh/report.ts";
 

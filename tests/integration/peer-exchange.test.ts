@@ -6,9 +6,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   freePort, httpListener, httpRequest, startEnvoy, startUpstream, wasmHttpFilter, type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { serviceCluster } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { serviceCluster } from "../harness/sidecars.ts";
+import { parsePrometheus, select } from "../harness/prometheus.ts";
 
 const ISTIO_PRODUCTPAGE_HEADER =
   "ChoKCkNMVVNURVJfSUQSDBoKS3ViZXJuZXRlcwqUAQoGTEFCRUxTEokBKoYBChQKA2FwcBINGgtwcm9kdWN0cGFnZQowCh9zZXJ2aWNlLmlz" +

@@ -4,9 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { httpRequest, startUpstream, type Upstream } from "../../tools/harness/envoy.ts";
-import { startSidecar, type Sidecar } from "../../tools/harness/sidecars.ts";
-import { startPrometheus, type PrometheusServer } from "../../tools/harness/prometheus-server.ts";
+import { httpRequest, startUpstream, type Upstream } from "../harness/envoy.ts";
+import { startSidecar, type Sidecar } from "../harness/sidecars.ts";
+import { startPrometheus, type PrometheusServer } from "../harness/prometheus-server.ts";
 
 const SERVICE = "reviews.bookinfo.svc.cluster.local";
 let app: Upstream;

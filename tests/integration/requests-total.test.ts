@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import {
   startEnvoy, startUpstream, freePort, httpListener, staticCluster, wasmHttpFilter, httpRequest,
   type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 
 let upstream: Upstream;
 let envoy: Envoy;

@@ -16,10 +16,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   eventually, freePort, httpListener, PLUGIN_WASM, ROOT, startEnvoy, startUpstream, tcpListener, type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
-import { parseWasmPlugins, wasmPluginConfig, type WasmPlugin } from "../../tools/harness/wasmplugin.ts";
+} from "../harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
+import { parseWasmPlugins, wasmPluginConfig, type WasmPlugin } from "../harness/wasmplugin.ts";
 import { renderText } from "../../tools/manifests.ts";
 
 const reviews = { workload: "reviews-v1", namespace: "bookinfo", app: "reviews", version: "v1" };

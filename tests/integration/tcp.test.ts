@@ -5,9 +5,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { eventually, freePort, sleep, startEnvoy, tcpListener, wasmNetworkFilter, type Envoy } from "../../tools/harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, sum, type Sample } from "../../tools/harness/prometheus.ts";
+import { eventually, freePort, sleep, startEnvoy, tcpListener, wasmNetworkFilter, type Envoy } from "../harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
 import { originateMtls, requireMtls, workloadCert } from "../fixtures/tls.ts";
 
 const mongo = { workload: "mongodb-v1", namespace: "db", app: "mongodb", version: "v1" };

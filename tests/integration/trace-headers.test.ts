@@ -5,8 +5,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   eventually, freePort, httpListener, httpRequest, staticCluster, startEnvoy, startUpstream, wasmHttpFilter, type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 
 let app: Upstream;
 let envoy: Envoy;

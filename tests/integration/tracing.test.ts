@@ -3,9 +3,9 @@
 // per proxy hop, the right parent/child tree, span kinds, service names, tags and nested times.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { eventually, httpRequest, staticCluster } from "../../tools/harness/envoy.ts";
-import { startTracedChain, type TracedChain } from "../../tools/harness/chain.ts";
-import { startZipkin, type Zipkin, type ZipkinSpan } from "../../tools/harness/zipkin.ts";
+import { eventually, httpRequest, staticCluster } from "../harness/envoy.ts";
+import { startTracedChain, type TracedChain } from "../harness/chain.ts";
+import { startZipkin, type Zipkin, type ZipkinSpan } from "../harness/zipkin.ts";
 
 let zipkin: Zipkin;
 let chain: TracedChain;

@@ -10,9 +10,9 @@ import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   freePort, httpListener, httpRequest, staticCluster, startEnvoy, startUpstream, wasmHttpFilter, type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, sum, type Sample } from "../../tools/harness/prometheus.ts";
+} from "../harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
 import { peerMetadataBase64 } from "../fixtures/hostile.ts";
 import { originateMtls, requireMtls, workloadCert, type WorkloadCert } from "../fixtures/tls.ts";
 

@@ -2,7 +2,7 @@
 // `tools/image.ts` builds the image and pushes it (skopeo) to a throwaway docker-registry;
 // `tools/manifests.ts` renders deploy/*.yaml with its reference and digest; the rendered
 // manifests pass Istio's CRD validation and broken copies do not; the local loader
-// (tools/harness/wasmplugin.ts, istiod + istio-agent in miniature) pulls the module over the
+// (tests/harness/wasmplugin.ts, istiod + istio-agent in miniature) pulls the module over the
 // registry API, and real Envoy configured from the manifests counts istio_requests_total and
 // TCP metrics. Pull failures give istio-agent's RBAC substitutes: FAIL_OPEN keeps serving,
 // FAIL_CLOSE answers 403.
@@ -16,15 +16,15 @@ import { join } from "node:path";
 import {
   ROOT, eventually, freePort, httpListener, httpRequest, startEnvoy, startUpstream, tcpListener,
   type Envoy, type Upstream,
-} from "../../tools/harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../../tools/harness/sidecars.ts";
-import { parsePrometheus, select, sum } from "../../tools/harness/prometheus.ts";
-import { OCI_LAYER_GZIP, pushImage, startRegistry, type Registry } from "../../tools/harness/registry.ts";
+} from "../harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
+import { OCI_LAYER_GZIP, pushImage, startRegistry, type Registry } from "../harness/registry.ts";
 import { renderManifests } from "../../tools/manifests.ts";
 import {
   filtersFor, loadWasmPlugin, loadWasmPluginFile, parseWasmPlugins, pullWasmModule,
   WasmPluginError, WasmPullError, type LoadedWasmPlugin,
-} from "../../tools/harness/wasmplugin.ts";
+} from "../harness/wasmplugin.ts";
 
 const BUILD = join(ROOT, "build");
 const reviews = { workload: "reviews-v1", namespace: "bookinfo", app: "reviews", version: "v1" };

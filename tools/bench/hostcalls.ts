@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ROOT } from "../harness/envoy.ts";
+import { ROOT } from "../../tests/harness/envoy.ts";
 import { asc } from "./build.ts";
 
 const REPORT_EVERY = 1000;

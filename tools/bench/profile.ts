@@ -2,8 +2,8 @@
 // on which key (the counting variant, tools/bench/hostcalls.ts), and what one host call of each
 // kind costs in this Envoy (the probe module, bench/empty-filter/probe.ts, priced by CPU per
 // request with and without N calls).
-import { eventually, freePort, httpListener, startEnvoy, wasmHttpFilter } from "../harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { eventually, freePort, httpListener, startEnvoy, wasmHttpFilter } from "../../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../../tests/harness/sidecars.ts";
 import { CLIENT, pin, SERVICE, startPair, type Filters, type Pair, type Placement, type Upstream } from "./topology.ts";
 import { parseReports, perStream, type PerStream } from "./hostcalls.ts";
 import { h2load, withCpuFine } from "./load.ts";

@@ -1,4 +1,4 @@
-// The benchmark's processes, built from the one harness (tools/harness): an upstream Envoy that
+// The benchmark's processes, built from the one harness (tests/harness): an upstream Envoy that
 // answers with `direct_response` (1 KiB body) and doubles as a Zipkin blackhole, and per
 // configuration a pair of Istio-shaped sidecars, each an Envoy with one worker:
 //
@@ -17,8 +17,8 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import {
   freePort, httpListener, renderTemplate, ROOT, startEnvoy, wasmHttpFilter, type Envoy,
-} from "../harness/envoy.ts";
-import { serviceCluster, sidecarNode, type Workload } from "../harness/sidecars.ts";
+} from "../../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode, type Workload } from "../../tests/harness/sidecars.ts";
 import { createMeshCa, issueWorkloadCert, spiffeId } from "../mesh/ca.ts";
 import { ALPN_MATCH_HTTP, originateMtlsSocket, terminateMtls, type ProxyCerts } from "../mesh/envoy-config.ts";
 

@@ -23,10 +23,10 @@ import { join } from "node:path";
 import {
   freePort, httpListener, httpRequest, sleep, startEnvoy, startUpstream, tcpListener, wasmHttpFilter, wasmNetworkFilter,
   type Envoy, type Upstream,
-} from "../harness/envoy.ts";
-import { serviceCluster, sidecarNode, type Workload, serviceHost } from "../harness/sidecars.ts";
-import { startPrometheus, type PrometheusServer } from "../harness/prometheus-server.ts";
-import { parsePrometheus, select } from "../harness/prometheus.ts";
+} from "../../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode, type Workload, serviceHost } from "../../tests/harness/sidecars.ts";
+import { startPrometheus, type PrometheusServer } from "../../tests/harness/prometheus-server.ts";
+import { parsePrometheus, select } from "../../tests/harness/prometheus.ts";
 import { type Flow, type RequestClass, type ServiceDef } from "./model.ts";
 
 export const WORKLOADS = {

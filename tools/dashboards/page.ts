@@ -11,7 +11,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
-import { ROOT } from "../harness/envoy.ts";
+import { ROOT } from "../../tests/harness/envoy.ts";
 import {
   builtins, instantQuery, legend, loadDashboards, rangeQuery, substitute,
   type Dashboard, type PanelQuery, type RangeSeries,

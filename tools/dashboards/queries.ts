@@ -9,7 +9,7 @@
 // proxy); they are never copied into this repository.
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ROOT, httpRequest } from "../harness/envoy.ts";
+import { ROOT, httpRequest } from "../../tests/harness/envoy.ts";
 import { metricNames, parsePromQL, type Node } from "./promql.ts";
 
 /** Where Istio's dashboards live (see the Makefile's ISTIO_DASHBOARDS). */

@@ -2,8 +2,8 @@
 // through `ip netns exec` (which also mounts the pod's /etc/hosts), or on loopback.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "../harness/envoy.ts";
-import { sleep } from "../harness/envoy.ts";
+import { ROOT } from "../../tests/harness/envoy.ts";
+import { sleep } from "../../tests/harness/envoy.ts";
 import type { PodDef } from "./topology.ts";
 
 export interface AppProcess {

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ROOT } from "../harness/envoy.ts";
+import { ROOT } from "../../tests/harness/envoy.ts";
 import { isRoot, run, which } from "./sys.ts";
 
 export const STORE_DIR = join(ROOT, ".cache/mesh/containers");

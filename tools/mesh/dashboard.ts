@@ -8,14 +8,14 @@
 //   and screenshotted with headless Chromium into <outDir>/dashboard.png.
 import { rmSync } from "node:fs";
 import { join, relative } from "node:path";
-import { ROOT, httpRequest } from "../harness/envoy.ts";
+import { ROOT, httpRequest } from "../../tests/harness/envoy.ts";
 import { chromiumBinary, PAGE_DIR, screenshot, serveStatic, writeDashboardPage, type PageService } from "../dashboards/page.ts";
 import {
   builtins, DASHBOARDS_DIR, extractVariableValues, instantQuery, loadDashboards, PromQueryError, queryKey, queryResultLine, substitute,
   variableOrder, variableQueryExpr,
 } from "../dashboards/queries.ts";
 import { type Topology } from "./topology.ts";
-import { serviceHost } from "../harness/sidecars.ts";
+import { serviceHost } from "../../tests/harness/sidecars.ts";
 
 export interface DemoDashboards {
   /** The page as written (build/dashboards/index.html) and where it is served. */

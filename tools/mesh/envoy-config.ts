@@ -9,9 +9,9 @@
 // certificates, service clusters originate Istio's mTLS. The NETWORK WasmPlugin's filter sits
 // where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
 // Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
-import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../harness/envoy.ts";
-import { sidecarNode, serviceHost } from "../harness/sidecars.ts";
-import { filtersFor, type LoadedWasmPlugin } from "../harness/wasmplugin.ts";
+import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../../tests/harness/envoy.ts";
+import { sidecarNode, serviceHost } from "../../tests/harness/sidecars.ts";
+import { filtersFor, type LoadedWasmPlugin } from "../../tests/harness/wasmplugin.ts";
 import { spiffeId } from "./ca.ts";
 import { outboundClusterName, type PodDef, type ServiceDef, type Topology } from "./topology.ts";
 

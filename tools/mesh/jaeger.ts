@@ -2,9 +2,9 @@
 // JSON to Zipkin. Jaeger's OTLP receiver takes the collector address the proxies already dial
 // (their `zipkin` cluster, tools/mesh/envoy-config.ts), its query API and UI get a loopback
 // port, and the slowest trace is read back in the shape report.ts draws.
-import { startJaeger, type Jaeger, type JaegerTrace } from "../harness/jaeger.ts";
-import { freePort } from "../harness/envoy.ts";
-import type { ZipkinSpan } from "../harness/zipkin.ts";
+import { startJaeger, type Jaeger, type JaegerTrace } from "../../tests/harness/jaeger.ts";
+import { freePort } from "../../tests/harness/envoy.ts";
+import type { ZipkinSpan } from "../../tests/harness/zipkin.ts";
 import { traceDuration } from "./report.ts";
 
 export type DemoTracing = "zipkin" | "jaeger";

@@ -13,9 +13,9 @@
 // and reports anything still left.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, httpRequest, sleep, startEnvoy, type Envoy } from "../harness/envoy.ts";
-import { startPrometheus, type PrometheusServer } from "../harness/prometheus-server.ts";
-import type { Zipkin } from "../harness/zipkin.ts";
+import { freePort, httpRequest, sleep, startEnvoy, type Envoy } from "../../tests/harness/envoy.ts";
+import { startPrometheus, type PrometheusServer } from "../../tests/harness/prometheus-server.ts";
+import type { Zipkin } from "../../tests/harness/zipkin.ts";
 import { startApp, type AppProcess } from "./apps.ts";
 import { leftovers, runningMesh, sweepMesh, writeState, type MeshState } from "./cleanup.ts";
 import {
@@ -29,8 +29,8 @@ import { createMeshCa, issueWorkloadCert, type MeshCa } from "./ca.ts";
 import { APP_PORT, bookinfo, REDIS_PORT, type PodDef, type Topology } from "./topology.ts";
 import { driveOutsideCaller, driveTraffic, type TrafficResult } from "./traffic.ts";
 import { REDIS_GET_STARS } from "./apps/redis-wire.ts";
-import { startZipkin } from "../harness/zipkin.ts";
-import type { Jaeger } from "../harness/jaeger.ts";
+import { startZipkin } from "../../tests/harness/zipkin.ts";
+import type { Jaeger } from "../../tests/harness/jaeger.ts";
 import { demoTracing, startDemoJaeger } from "./jaeger.ts";
 
 export const ZIPKIN_COLLECTOR_PORT = 9411;

@@ -6,9 +6,9 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../harness/envoy.ts";
-import { pushImage, startRegistry, type Registry } from "../harness/registry.ts";
-import { loadWasmPlugin, readWasmPlugins, type LoadedWasmPlugin, type WasmPlugin } from "../harness/wasmplugin.ts";
+import { ROOT } from "../../tests/harness/envoy.ts";
+import { pushImage, startRegistry, type Registry } from "../../tests/harness/registry.ts";
+import { loadWasmPlugin, readWasmPlugins, type LoadedWasmPlugin, type WasmPlugin } from "../../tests/harness/wasmplugin.ts";
 import { renderManifests } from "../manifests.ts";
 import { demoExporter } from "./jaeger.ts";
 

@@ -19,7 +19,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { endProcesses, run } from "./sys.ts";
-import { sleep } from "../harness/envoy.ts";
+import { sleep } from "../../tests/harness/envoy.ts";
 
 export const PROXY_UID = 1337;
 export const OUTBOUND_CAPTURE_PORT = 15001;

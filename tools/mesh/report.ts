@@ -1,8 +1,8 @@
 // What the demo shows: per-edge request rate, error rate and latency percentiles (HTTP edges) and
 // bytes per second (TCP edges) computed by PromQL through Prometheus's HTTP API (the queries
 // Istio's dashboards and Kiali run), and the slowest trace Zipkin holds as an indented tree.
-import { httpRequest } from "../harness/envoy.ts";
-import type { Zipkin, ZipkinSpan } from "../harness/zipkin.ts";
+import { httpRequest } from "../../tests/harness/envoy.ts";
+import type { Zipkin, ZipkinSpan } from "../../tests/harness/zipkin.ts";
 
 export interface PromSample {
   metric: Record<string, string>;

@@ -2,7 +2,7 @@
 // Ctrl-C is handled promptly), finding the processes a mesh started, and ending them by pid.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { sleep } from "../harness/envoy.ts";
+import { sleep } from "../../tests/harness/envoy.ts";
 
 export class CommandError extends Error {
   constructor(message: string, readonly code: number | null, readonly output: string) {

@@ -12,8 +12,8 @@
 // plain TCP, as bookinfo's ratings-v2 reads MongoDB: here Debian's redis-server, one connection
 // per ratings request. Every sidecar-to-sidecar hop is mutual TLS with the pods' SPIFFE ids
 // (service accounts as bookinfo's manifests name them).
-import type { Workload } from "../harness/sidecars.ts";
-import { serviceHost } from "../harness/sidecars.ts";
+import type { Workload } from "../../tests/harness/sidecars.ts";
+import { serviceHost } from "../../tests/harness/sidecars.ts";
 
 /** A Kubernetes service: name, namespace, port, and its ClusterIP (last octet in the mesh subnet). */
 export interface ServiceDef {
