@@ -162,7 +162,7 @@ fuzz: $(NPM_STAMP)
 soak: deps build
 	$(TSX) tools/soak.ts
 
-# Overhead against bare Envoy, side by side in one run (tools/bench.ts, bench/README.md):
+# Overhead against bare Envoy, side by side in one run (bench/run.ts, bench/README.md):
 # bench/results/latest.json, chart.svg/png and the results table. BENCH_QUICK=1 for the short run.
 # fortio comes from the Go module proxy, pinned: releases after 1.68.0 need a module the proxy
 # here refuses.
@@ -183,4 +183,4 @@ bench-deps: $(FORTIO)
 	fi
 
 bench: $(NPM_STAMP) $(ENVOY) build bench-deps
-	FORTIO_BIN=$(CURDIR)/$(FORTIO) $(TSX) tools/bench.ts
+	FORTIO_BIN=$(CURDIR)/$(FORTIO) $(TSX) bench/run.ts

@@ -3,7 +3,7 @@
 // root context whose streams do nothing. Envoy calls only the callbacks a module exports; each
 // stream still gets a context object, and, because the `minimal` runtime only collects when
 // asked, it collects every 128 streams exactly as the plugin does (assembly/sdk/memory.ts).
-// Per request it makes no host call. Built by tools/bench.ts into build/bench/empty-filter.wasm.
+// Per request it makes no host call. Built by bench/run.ts into build/bench/empty-filter.wasm.
 // The probe (probe.ts) exports every SDK callback; with no calls it prices the VM entries the
 // plugin avoids by exporting only these.
 import { Context, registerRootContext, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";

@@ -13,7 +13,7 @@
 //                              once by expr_create at configure time (refused if Envoy lacks it)
 //
 // Calls happen in onLog (onRequestHeaders for `header`), where the plugin makes most of its own.
-// Built by tools/bench.ts into build/bench/probe.wasm; never part of a release.
+// Built by bench/run.ts into build/bench/probe.wasm; never part of a release.
 import { Context, FilterHeadersStatusValues, registerRootContext, RootContext } from "@solo-io/proxy-runtime/assembly/runtime";
 import * as imports from "@solo-io/proxy-runtime/assembly/imports";
 

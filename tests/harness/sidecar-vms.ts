@@ -3,7 +3,7 @@
 // cluster metadata istiod sets and the attributes Envoy serves for a plain-text request, and a
 // request passed between them as Envoy would (the client's forwarded headers are the server's
 // request, the server's response is the client's). The topology is the benchmark's
-// (tools/bench/topology.ts): productpage-v1 calling reviews-v1 in `default`.
+// (bench/topology.ts): productpage-v1 calling reviews-v1 in `default`.
 import { sidecarNode, type Workload } from "./sidecars.ts";
 import { Direction, HttpStream, ProxyWasmVm, type Properties, type Value, type VmOptions } from "./proxywasm.ts";
 

@@ -1,9 +1,9 @@
 // The exact number of host calls one warm request costs each sidecar, per configuration: a
 // count, not a timing, so a change that adds host calls fails here, on any machine. The
-// counts are what Envoy's counting variant (make bench, tools/bench/hostcalls.ts) reports for
+// counts are what Envoy's counting variant (make bench, bench/hostcalls.ts) reports for
 // the same pair: the test host answers the same attributes, so the plugin takes the same paths.
 //
-// Configurations as in make bench (tools/bench.ts): root ids stats_outbound / stats_inbound,
+// Configurations as in make bench (bench/run.ts): root ids stats_outbound / stats_inbound,
 // disable_host_header_fallback inbound, metadata exchange always on.
 //   stats      tracing off
 //   full       trace context at 1 % (this request is not sampled: no span)

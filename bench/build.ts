@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, statSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../../tests/harness/envoy.ts";
+import { ROOT } from "../tests/harness/envoy.ts";
 
 export const BENCH_BUILD = join(ROOT, "build/bench");
 const ASC = join(ROOT, "node_modules/.bin/asc");

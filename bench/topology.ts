@@ -16,11 +16,11 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import {
-  freePort, httpListener, renderTemplate, ROOT, startEnvoy, wasmHttpFilter, type Envoy,
-} from "../../tests/harness/envoy.ts";
-import { serviceCluster, sidecarNode, type Workload } from "../../tests/harness/sidecars.ts";
-import { createMeshCa, issueWorkloadCert, spiffeId } from "../mesh/ca.ts";
-import { ALPN_MATCH_HTTP, originateMtlsSocket, terminateMtls, type ProxyCerts } from "../mesh/envoy-config.ts";
+  freePort, httpListener, renderTemplate, startEnvoy, wasmHttpFilter, type Envoy,
+} from "../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode, type Workload } from "../tests/harness/sidecars.ts";
+import { createMeshCa, issueWorkloadCert, spiffeId } from "../tools/mesh/ca.ts";
+import { ALPN_MATCH_HTTP, originateMtlsSocket, terminateMtls, type ProxyCerts } from "../tools/mesh/envoy-config.ts";
 
 export const CLIENT: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
 export const SERVER: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
@@ -226,5 +226,3 @@ export async function startPair(tag: string, filters: Filters, mod: ModulePaths,
     },
   };
 }
-
-export const BENCH_BUILD = join(ROOT, "build/bench");

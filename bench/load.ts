@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../../tests/harness/envoy.ts";
+import { ROOT } from "../tests/harness/envoy.ts";
 import { onCpu } from "./topology.ts";
 
 // `make bench` installs the pinned fortio into .cache/fortio-<version>/ and passes FORTIO_BIN;

@@ -4,7 +4,7 @@
 // Only the text between the markers is replaced; the rest of the README is hand-written.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
-const BEGIN = "<!-- bench:results:begin (written by tools/bench.ts; do not edit by hand) -->";
+const BEGIN = "<!-- bench:results:begin (written by bench/run.ts; do not edit by hand) -->";
 const END = "<!-- bench:results:end -->";
 
 const f0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–");
@@ -136,7 +136,7 @@ export function resultsMarkdown(r: any, baseline: any | null): string {
     out.push("### Hot path: host calls per request");
     out.push("");
     out.push(
-      `Counted by the counting variant (tools/bench/hostcalls.ts) on \`${hc.config}\`, ${hc.requests} sequential requests after a warm-up. ` +
+      `Counted by the counting variant (bench/hostcalls.ts) on \`${hc.config}\`, ${hc.requests} sequential requests after a warm-up. ` +
         `Per request: client sidecar **${f1(hc.client.total)}** host calls in ${f1(hc.client.callbacks)} VM entries, server sidecar **${f1(hc.server.total)}** in ${f1(hc.server.callbacks)}.`,
     );
     out.push("");

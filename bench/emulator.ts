@@ -6,12 +6,12 @@
 // in seconds, with `node --cpu-prof` for a profile. It measures the VM only: the host answers
 // at once, so the price of host calls in Envoy comes from `make bench`.
 //
-//   node --import tsx tools/bench/emulator.ts [module.wasm] [--against other.wasm] [--requests N] [--trace PCT]
+//   node --import tsx bench/emulator.ts [module.wasm] [--against other.wasm] [--requests N] [--trace PCT]
 import { readFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { fileURLToPath } from "node:url";
-import type { ProxyWasmVm } from "../../tests/harness/proxywasm.ts";
-import { clientSidecar, serverSidecar, throughPair, TRACING_OFF, tracingAt } from "../../tests/harness/sidecar-vms.ts";
+import type { ProxyWasmVm } from "../tests/harness/proxywasm.ts";
+import { clientSidecar, serverSidecar, throughPair, TRACING_OFF, tracingAt } from "../tests/harness/sidecar-vms.ts";
 
 export interface EmulatorResult {
   module: string;

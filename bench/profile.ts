@@ -1,9 +1,9 @@
 // The hot-path profile: how many host calls the plugin makes per request, in which callback and
-// on which key (the counting variant, tools/bench/hostcalls.ts), and what one host call of each
+// on which key (the counting variant, bench/hostcalls.ts), and what one host call of each
 // kind costs in this Envoy (the probe module, bench/empty-filter/probe.ts, priced by CPU per
 // request with and without N calls).
-import { eventually, freePort, httpListener, startEnvoy, wasmHttpFilter } from "../../tests/harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../../tests/harness/sidecars.ts";
+import { eventually, freePort, httpListener, startEnvoy, wasmHttpFilter } from "../tests/harness/envoy.ts";
+import { serviceCluster, sidecarNode } from "../tests/harness/sidecars.ts";
 import { CLIENT, pin, SERVICE, startPair, type Filters, type Pair, type Placement, type Upstream } from "./topology.ts";
 import { parseReports, perStream, type PerStream } from "./hostcalls.ts";
 import { h2load, withCpuFine } from "./load.ts";

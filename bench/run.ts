@@ -1,7 +1,7 @@
 // `make bench`: the plugin's overhead against bare Envoy, side by side, in one run.
 //
 // Configurations (each a pair of Istio-shaped sidecars, client outbound -> server inbound ->
-// direct_response upstream, one Envoy worker each; see tools/bench/topology.ts):
+// direct_response upstream, one Envoy worker each; see bench/topology.ts):
 //   bare        Envoy, no filter
 //   empty       Envoy + an empty AssemblyScript filter (bench/empty-filter): the floor of V8
 //   stats       the plugin: 25 labels, metadata exchange, trace context off
@@ -34,15 +34,15 @@ import { serviceCluster, sidecarNode } from "../tests/harness/sidecars.ts";
 import { parsePrometheus, select } from "../tests/harness/prometheus.ts";
 import {
   CLIENT, pairCertificates, pin, placement, unpin, RESPONSE_BYTES, SERVICE, startPair, startUpstreamEnvoy, type Filters, type Pair, type Placement, type Upstream,
-} from "./bench/topology.ts";
-import { buildEmptyFilter, buildProbe, BENCH_BUILD } from "./bench/build.ts";
-import { buildCountingModule } from "./bench/hostcalls.ts";
-import { CLOCK_TICKS, cpuNs, FORTIO, fortio, h2load, withCpu } from "./bench/load.ts";
-import { hostCallCosts, hostCallProfile, type HostCallProfile, type SidecarCalls } from "./bench/profile.ts";
-import { emulate } from "./bench/emulator.ts";
-import { median, round, spread, type Spread } from "./bench/stats.ts";
-import { renderChart } from "./bench/chart.ts";
-import { writeReadme } from "./bench/report.ts";
+} from "./topology.ts";
+import { buildEmptyFilter, buildProbe, BENCH_BUILD } from "./build.ts";
+import { buildCountingModule } from "./hostcalls.ts";
+import { CLOCK_TICKS, cpuNs, FORTIO, fortio, h2load, withCpu } from "./load.ts";
+import { hostCallCosts, hostCallProfile, type HostCallProfile, type SidecarCalls } from "./profile.ts";
+import { emulate } from "./emulator.ts";
+import { median, round, spread, type Spread } from "./stats.ts";
+import { renderChart } from "./chart.ts";
+import { writeReadme } from "./report.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const P = {
@@ -275,7 +275,7 @@ async function main(): Promise<void> {
   const envs = ["BENCH_QUICK", "BENCH_REPS", "BENCH_PIN", "BENCH_HEAP_REQUESTS", "BENCH_BUDGET_S", "PLUGIN_WASM", "BENCH_CANDIDATE_WASM", "BENCH_CANDIDATE_SOURCE", "BENCH_CANDIDATE_LABEL"]
     .filter((k) => process.env[k] !== undefined)
     .map((k) => `${k}=${JSON.stringify(process.env[k])}`.replace(/^(\w+)="([^" ]*)"$/, "$1=$2"));
-  const command = `${envs.length ? envs.join(" ") + " " : ""}${process.env.MAKELEVEL ? "make bench" : "node --import tsx tools/bench.ts"}`;
+  const command = `${envs.length ? envs.join(" ") + " " : ""}${process.env.MAKELEVEL ? "make bench" : "node --import tsx bench/run.ts"}`;
   progress(`make bench (${mode}): budget ${P.budgetS} s`);
   for (const tool of ["h2load", FORTIO, "rsvg-convert", "taskset"]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`${tool} not found: run 'make bench', which installs it`);
