@@ -145,7 +145,7 @@ export async function hostCallCosts(
     name: "bench-probe",
     node: sidecarNode(CLIENT),
     listeners,
-    clusters: [serviceCluster("app", upstream.port, SERVICE)],
+    clusters: [serviceCluster("app", SERVICE, [{ port: upstream.port }])],
     concurrency: 1,
   });
   try {

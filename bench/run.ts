@@ -156,7 +156,7 @@ async function probeTracing(where: Placement, upstream: Upstream): Promise<{ ava
     allowFailure: true,
     node: sidecarNode(CLIENT),
     listeners: [httpListener({ name: "outbound_probe", port, direction: "OUTBOUND", cluster: "app", filters: [wasmHttpFilter({ config: tracing(100) })] })],
-    clusters: [serviceCluster("app", app.port, SERVICE), { ...serviceCluster("zipkin", upstream.collectorPort, null) }],
+    clusters: [serviceCluster("app", SERVICE, [{ port: app.port }]), { ...serviceCluster("zipkin", null, [{ port: upstream.collectorPort }]) }],
     concurrency: 1,
   });
   try {

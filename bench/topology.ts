@@ -15,12 +15,9 @@
 // client certificate; certificates from the mesh CA (tools/mesh/ca.ts), made once per run.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import {
-  freePort, httpListener, renderTemplate, startEnvoy, wasmHttpFilter, type Envoy,
-} from "../tests/harness/envoy.ts";
-import { serviceCluster, sidecarNode, type Workload } from "../tests/harness/sidecars.ts";
-import { createMeshCa, issueWorkloadCert, spiffeId } from "../tools/mesh/ca.ts";
-import { ALPN_MATCH_HTTP, originateMtlsSocket, terminateMtls, type ProxyCerts } from "../tools/mesh/envoy-config.ts";
+import { freePort, renderTemplate, startEnvoy, staticCluster, type Envoy, type WasmFilterOptions } from "../tests/harness/envoy.ts";
+import { sidecarConfig, type ProxyCerts, type SidecarConfig, type SidecarOptions, type Workload } from "../tests/harness/sidecars.ts";
+import { createMeshCa, issueWorkloadCert, spiffeId } from "../tests/harness/ca.ts";
 
 export const CLIENT: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
 export const SERVER: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
@@ -55,11 +52,11 @@ const CLIENT_SA = "bookinfo-productpage";
 const SERVER_SA = "bookinfo-reviews";
 
 /** A mesh CA and the two sidecars' SPIFFE certificates, in `dir`. */
-export async function pairCertificates(dir: string): Promise<PairCertificates> {
-  const ca = await createMeshCa(join(dir, "ca"));
-  const client = await issueWorkloadCert(ca, { namespace: CLIENT.namespace, serviceAccount: CLIENT_SA, dir: join(dir, "client") });
-  const server = await issueWorkloadCert(ca, { namespace: SERVER.namespace, serviceAccount: SERVER_SA, dir: join(dir, "server") });
-  return { client: { dir: client.dir, spiffeId: client.spiffeId }, server: { dir: server.dir, spiffeId: server.spiffeId } };
+export function pairCertificates(dir: string): PairCertificates {
+  const ca = createMeshCa(join(dir, "ca"));
+  const client = issueWorkloadCert(ca, { namespace: CLIENT.namespace, serviceAccount: CLIENT_SA, dir: join(dir, "client") });
+  const server = issueWorkloadCert(ca, { namespace: SERVER.namespace, serviceAccount: SERVER_SA, dir: join(dir, "server") });
+  return { client, server };
 }
 
 export interface ModulePaths {
@@ -141,75 +138,58 @@ function zipkinTracing(percent: number): any {
   };
 }
 
-function listener(name: string, port: number, direction: "INBOUND" | "OUTBOUND", cluster: string, filters: Filters, mod: ModulePaths, config: unknown, rootId: string): any {
-  const http: any[] = [];
-  if (filters.wasm !== "none") {
-    http.push(
-      wasmHttpFilter({
-        wasmPath: filters.wasm === "empty" ? mod.empty : (filters.pluginPath ?? mod.plugin),
-        vmId: filters.wasm === "empty" ? "bench-empty" : "mesh-telemetry",
-        pluginName: filters.wasm === "empty" ? "bench-empty" : "mesh-telemetry",
-        config: config ?? {},
-        rootId,
-        // As deploy/'s WasmPlugins: a telemetry plugin fails open.
-        failurePolicy: "FAIL_OPEN",
-      }),
-    );
-  }
-  const l = httpListener({ name, port, direction, cluster, filters: http });
+/** The wasm filter of one side of the pair; null for bare Envoy. */
+function pluginFor(filters: Filters, mod: ModulePaths, config: unknown, rootId: string): WasmFilterOptions | null {
+  if (filters.wasm === "none") return null;
+  const empty = filters.wasm === "empty";
+  return {
+    wasmPath: empty ? mod.empty : (filters.pluginPath ?? mod.plugin),
+    vmId: empty ? "bench-empty" : "mesh-telemetry",
+    pluginName: empty ? "bench-empty" : "mesh-telemetry",
+    config: config ?? {},
+    rootId,
+    // As deploy/'s WasmPlugins: a telemetry plugin fails open.
+    failurePolicy: "FAIL_OPEN",
+  };
+}
+
+/** Starts one side: the harness's sidecar, Envoy's native tracer added when asked for, one worker. */
+async function startSide(tag: string, side: "server" | "client", filters: Filters, opts: SidecarOptions): Promise<{ envoy: Envoy; config: SidecarConfig }> {
+  const config = await sidecarConfig(opts);
   if (filters.nativeZipkinPercent !== undefined) {
-    l.filter_chains[0].filters[0].typed_config.tracing = zipkinTracing(filters.nativeZipkinPercent);
+    for (const l of config.listeners) {
+      for (const chain of l.filter_chains) chain.filters[0].typed_config.tracing = zipkinTracing(filters.nativeZipkinPercent);
+    }
   }
-  return l;
-}
-
-function collectorCluster(port: number): any {
-  return renderTemplate("cluster.yaml", { NAME: ZIPKIN_CLUSTER, ADDRESS: "127.0.0.1", PORT: port });
-}
-
-/** The client's cluster to the server sidecar, originating mTLS when the pair has certificates. */
-function outbound(name: string, serverPort: number, mtls: PairCertificates | undefined): any {
-  const cluster = serviceCluster(name, serverPort, SERVICE, SERVER);
-  if (mtls) {
-    const service = { ...SERVICE, port: 9080, protocol: "http" as const };
-    cluster.transport_socket = originateMtlsSocket(mtls.client, service, [spiffeId(SERVER.namespace, SERVER_SA)]);
-  }
-  return cluster;
+  const envoy = await startEnvoy({ name: `bench-${tag}-${side}`, node: config.node, listeners: config.listeners, clusters: config.clusters, concurrency: 1, flushOnAdmin: true });
+  return { envoy, config };
 }
 
 /** Starts the server sidecar, then the client sidecar pointing at it, both pinned. */
 export async function startPair(tag: string, filters: Filters, mod: ModulePaths, upstream: Upstream, where: Placement): Promise<Pair> {
-  const serverPort = await freePort();
-  const inboundCluster = "inbound|9080||";
-  const inbound = listener("virtualInbound", serverPort, "INBOUND", inboundCluster, filters, mod, filters.serverConfig, filters.serverRootId ?? "");
-  if (filters.mtls) {
-    inbound.listener_filters = [{
-      name: "envoy.filters.listener.tls_inspector",
-      typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
-    }];
-    inbound.filter_chains[0].filter_chain_match = { transport_protocol: "tls", application_protocols: ALPN_MATCH_HTTP };
-    inbound.filter_chains[0].transport_socket = terminateMtls(filters.mtls.server, "http");
-  }
-  const server = await startEnvoy({
-    name: `bench-${tag}-server`,
-    node: sidecarNode(SERVER),
-    listeners: [inbound],
-    clusters: [serviceCluster(inboundCluster, upstream.port, SERVICE), collectorCluster(upstream.collectorPort)],
-    concurrency: 1,
-    flushOnAdmin: true,
-  });
-  const clientPort = await freePort();
-  const outboundCluster = `outbound|9080||${SERVICE.name}.${SERVICE.namespace}.svc.cluster.local`;
+  const collector = staticCluster(ZIPKIN_CLUSTER, upstream.collectorPort);
+  // The server sidecar's inbound listener: STRICT-like with certificates (the client always
+  // originates mTLS then, so the plaintext chain beside it is never chosen).
+  const serverOpts: SidecarOptions = {
+    workload: SERVER, appPort: upstream.port, servicePort: 9080, plugin: pluginFor(filters, mod, filters.serverConfig, filters.serverRootId ?? ""),
+    certs: filters.mtls?.server, clusters: [collector],
+  };
+  const { envoy: server, config: serverConfig } = await startSide(tag, "server", filters, serverOpts);
+  const clientOpts: SidecarOptions = {
+    workload: CLIENT,
+    outbound: [{
+      service: SERVICE, servicePort: 9080, endpoints: [{ port: serverConfig.inboundPort, workload: SERVER }],
+      mtls: filters.mtls !== undefined, serverSans: [spiffeId(SERVER.namespace, SERVER_SA)],
+    }],
+    plugin: pluginFor(filters, mod, filters.clientConfig, filters.clientRootId ?? ""),
+    certs: filters.mtls?.client, clusters: [collector],
+  };
   let client: Envoy;
+  let port: number;
   try {
-    client = await startEnvoy({
-      name: `bench-${tag}-client`,
-      node: sidecarNode(CLIENT),
-      listeners: [listener(`outbound_${SERVICE.name}`, clientPort, "OUTBOUND", outboundCluster, filters, mod, filters.clientConfig, filters.clientRootId ?? "")],
-      clusters: [outbound(outboundCluster, serverPort, filters.mtls), collectorCluster(upstream.collectorPort)],
-      concurrency: 1,
-      flushOnAdmin: true,
-    });
+    const side = await startSide(tag, "client", filters, clientOpts);
+    client = side.envoy;
+    port = side.config.outboundPorts[SERVICE.name];
   } catch (err) {
     await server.stop();
     throw err;
@@ -219,7 +199,7 @@ export async function startPair(tag: string, filters: Filters, mod: ModulePaths,
   return {
     client,
     server,
-    port: clientPort,
+    port,
     async stop() {
       await client.stop();
       await server.stop();

@@ -167,7 +167,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const server = await startSidecar({ workload: { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" }, appPort: app.port, plugin, clusters: [zipkin] });
   const client = await startSidecar({
     workload: { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" },
-    outbound: [{ service: { name: "reviews", namespace: "default" }, port: server.inboundPort }],
+    outbound: [{ service: { name: "reviews", namespace: "default" }, endpoints: [{ port: server.inboundPort }] }],
     plugin,
     clusters: [zipkin],
   });
@@ -186,13 +186,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     name: "mongodb",
     node: sidecarNode(mongo),
     listeners: [tcpListener({ name: "inbound", port: tcpIn, direction: "INBOUND", cluster: "inbound|27017||", filters: [network] })],
-    clusters: [serviceCluster("inbound|27017||", (backend.address() as net.AddressInfo).port, { name: "mongodb", namespace: "db" })],
+    clusters: [serviceCluster("inbound|27017||", { name: "mongodb", namespace: "db" }, [{ port: (backend.address() as net.AddressInfo).port }])],
   });
   const tcpClient = await startEnvoy({
     name: "ratings",
     node: sidecarNode(ratings),
     listeners: [tcpListener({ name: "outbound", port: tcpOut, direction: "OUTBOUND", cluster: "outbound|27017||mongodb.db.svc.cluster.local", filters: [network] })],
-    clusters: [serviceCluster("outbound|27017||mongodb.db.svc.cluster.local", tcpIn, { name: "mongodb", namespace: "db" }, mongo)],
+    clusters: [serviceCluster("outbound|27017||mongodb.db.svc.cluster.local", { name: "mongodb", namespace: "db" }, [{ port: tcpIn, workload: mongo }])],
   });
   const envoys: Array<[string, Envoy]> = [["productpage", client.envoy], ["reviews", server.envoy], ["ratings", tcpClient], ["mongodb", tcpServer]];
   const pids = envoys.map(([, e]) => e.pid);

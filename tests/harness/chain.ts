@@ -66,8 +66,8 @@ export async function startTracedChain(plugin: WasmFilterOptions, clusters: any[
       workload: PRODUCTPAGE,
       appPort: productApp.port,
       outbound: [
-        { service: { name: "reviews", namespace: "default" }, port: reviews.inboundPort },
-        { service: { name: "ratings", namespace: "default" }, port: ratings.inboundPort },
+        { service: { name: "reviews", namespace: "default" }, endpoints: [{ port: reviews.inboundPort }] },
+        { service: { name: "ratings", namespace: "default" }, endpoints: [{ port: ratings.inboundPort }] },
       ],
       plugin,
       clusters,
@@ -75,7 +75,7 @@ export async function startTracedChain(plugin: WasmFilterOptions, clusters: any[
     chain.sidecars.push(chain.productpage);
     chain.gateway = await startSidecar({
       workload: GATEWAY,
-      outbound: [{ service: { name: "productpage", namespace: "default" }, port: chain.productpage.inboundPort }],
+      outbound: [{ service: { name: "productpage", namespace: "default" }, endpoints: [{ port: chain.productpage.inboundPort }] }],
       plugin,
       clusters,
     });

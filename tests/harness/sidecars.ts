@@ -1,13 +1,25 @@
-// Istio-shaped sidecars on loopback: node metadata like istio-agent's, clusters carrying
-// istiod's `istio` filter metadata, and the plugin on the outbound (client) or inbound (server)
-// listener. Tests and the demo build their topologies from these pieces.
-import { freePort, httpListener, staticCluster, startEnvoy, wasmHttpFilter, type Envoy, type WasmFilterOptions } from "./envoy.ts";
+// Istio-shaped sidecars: the one place tests, the demo and the benchmark get them from.
+//   - identity: node metadata as istio-agent writes it, SPIFFE ids;
+//   - clusters carrying istiod's `istio` filter metadata (services, endpoint workload labels);
+//   - Istio's mutual TLS: origination (SNI, ALPN, SAN check) and PERMISSIVE termination;
+//   - loopback sidecars: the plugin on an outbound (client) or inbound (server) listener, each
+//     on its own 127.0.0.1 port (sidecarConfig builds, startSidecar also starts Envoy).
+// The demo's intercepted pods (tools/mesh/envoy-config.ts) lay out istiod's virtual listeners
+// from the same pieces.
+import {
+  freePort, httpListener, renderTemplate, startEnvoy, tcpListener, wasmHttpFilter, wasmNetworkFilter,
+  type Envoy, type NodeIdentity, type WasmFilterOptions,
+} from "./envoy.ts";
+import { spiffeId } from "./ca.ts";
+
+// ---- Identity ----
 
 export interface Workload {
   /** Workload (deployment) name, e.g. "reviews-v2". */
   workload: string;
   namespace: string;
   app: string;
+  /** Canonical revision; "" for none (gateways: "latest"). */
   version: string;
   cluster?: string;
 }
@@ -16,11 +28,21 @@ export function podName(w: Workload): string {
   return `${w.workload}-5d8f7c9b4-x2x7k`;
 }
 
-/** Node identity and metadata as istio-agent sets them for a sidecar. */
-export function sidecarNode(w: Workload, ip = "127.0.0.1") {
+/** Node identity and metadata as istio-agent sets them; a gateway gets a `router~` id and no version label. */
+export function sidecarNode(w: Workload, ip = "127.0.0.1", kind: "sidecar" | "gateway" = "sidecar"): NodeIdentity {
   const pod = podName(w);
+  const labels: Record<string, string> = {
+    app: w.app,
+    version: w.version,
+    "service.istio.io/canonical-name": w.app,
+    "service.istio.io/canonical-revision": w.version,
+  };
+  if (kind === "gateway") {
+    delete labels.version;
+    labels["service.istio.io/canonical-revision"] = "latest";
+  }
   return {
-    id: `sidecar~${ip}~${pod}.${w.namespace}~${w.namespace}.svc.cluster.local`,
+    id: `${kind === "gateway" ? "router" : "sidecar"}~${ip}~${pod}.${w.namespace}~${w.namespace}.svc.cluster.local`,
     cluster: `${w.app}.${w.namespace}`,
     metadata: {
       NAME: pod,
@@ -28,16 +50,13 @@ export function sidecarNode(w: Workload, ip = "127.0.0.1") {
       WORKLOAD_NAME: w.workload,
       CLUSTER_ID: w.cluster ?? "Kubernetes",
       OWNER: `kubernetes://apis/apps/v1/namespaces/${w.namespace}/deployments/${w.workload}`,
-      LABELS: {
-        app: w.app,
-        version: w.version,
-        "service.istio.io/canonical-name": w.app,
-        "service.istio.io/canonical-revision": w.version,
-      },
+      LABELS: labels,
       ISTIO_VERSION: "1.28.0",
     },
   };
 }
+
+// ---- Services and clusters ----
 
 export interface ServiceRef {
   name: string;
@@ -48,38 +67,202 @@ export function serviceHost(s: ServiceRef): string {
   return `${s.name}.${s.namespace}.svc.cluster.local`;
 }
 
-/** A cluster with istiod's `filter_metadata.istio.services` and, optionally, endpoint workload labels. */
-export function serviceCluster(name: string, port: number, service: ServiceRef | null, endpointWorkload?: Workload): any {
-  const cluster = staticCluster(name, port);
-  if (service) {
-    cluster.metadata = { filter_metadata: { istio: { services: [{ host: serviceHost(service), name: service.name, namespace: service.namespace }] } } };
-  }
-  if (endpointWorkload) {
-    const w = endpointWorkload;
-    cluster.load_assignment.endpoints[0].lb_endpoints[0].metadata = {
-      filter_metadata: { istio: { workload: `${w.workload};${w.namespace};${w.app};${w.version};${w.cluster ?? "Kubernetes"}` } },
-    };
-  }
+/** istiod's endpoint label: "workload;namespace;canonical-service;revision;cluster". */
+function workloadLabel(w: Workload): string {
+  return `${w.workload};${w.namespace};${w.app};${w.version || "latest"};${w.cluster ?? "Kubernetes"}`;
+}
+
+export interface Endpoint {
+  port: number;
+  /** 127.0.0.1 unless given. */
+  address?: string;
+  /** The pod behind the endpoint: its istio.workload label. */
+  workload?: Workload;
+}
+
+/**
+ * A cluster as istiod sends it: `filter_metadata.istio.services` naming the service (none for
+ * a plain upstream), one endpoint per pod with its workload label, round robin between them.
+ */
+export function serviceCluster(name: string, service: ServiceRef | null, endpoints: Endpoint[]): any {
+  const cluster = renderTemplate("mesh-service-cluster.yaml", {
+    NAME: name,
+    ISTIO_METADATA: service ? { services: [{ host: serviceHost(service), name: service.name, namespace: service.namespace }] } : {},
+    LB_ENDPOINTS: endpoints.map((e) => ({
+      endpoint: { address: { socket_address: { address: e.address ?? "127.0.0.1", port_value: e.port } } },
+      ...(e.workload ? { metadata: { filter_metadata: { istio: { workload: workloadLabel(e.workload) } } } } : {}),
+    })),
+  });
+  if (!service) delete cluster.metadata;
   return cluster;
 }
 
-const HTTP2_UPSTREAM = {
-  "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-    explicit_http_config: { http2_protocol_options: {} },
-  },
+/** Makes a cluster speak HTTP/2 to its endpoints (gRPC apps, h2 upstreams). */
+export function http2Upstream(cluster: any): any {
+  cluster.typed_extension_protocol_options = {
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+      "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  };
+  return cluster;
+}
+
+// ---- Mutual TLS, as istiod configures it (auto mTLS, PERMISSIVE peer authentication) ----
+// Certificates are files (cert-chain.pem, key.pem, root-cert.pem; ca.ts), where Istio would
+// deliver the same over SDS.
+
+/** Where a proxy finds its certificate files, and its own SPIFFE id (ca.ts's WorkloadCert is one). */
+export interface ProxyCerts {
+  dir: string;
+  spiffeId: string;
+}
+
+/** How a hop's bytes are framed: HTTP/1.1, HTTP/2 (gRPC) or opaque TCP. */
+export type Protocol = "http" | "grpc" | "tcp";
+
+const TLS_SOCKET = "envoy.transport_sockets.tls";
+// ALPN, from istio pilot/pkg/networking/util: the client offers istio-peer-exchange + istio on
+// TCP clusters (ALPNInMeshWithMxc); on HTTP clusters Istio's istio.alpn filter overrides that
+// with istio-http/1.0, istio-http/1.1 or istio-h2 by upstream protocol.
+const ALPN_CLIENT: Record<Protocol, string[]> = { http: ["istio-http/1.1"], grpc: ["istio-h2"], tcp: ["istio-peer-exchange", "istio"] };
+// The inbound side selects its mTLS chains by the client's offer (tls_inspector) ...
+export const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
+const ALPN_MATCH_TCP = ["istio-peer-exchange", "istio"];
+// ... and answers with these (ALPNHttp, ALPNDownstreamWithMxc).
+const ALPN_SERVER_HTTP = ["h2", "http/1.1"];
+const ALPN_SERVER_TCP = ["istio-peer-exchange", "h2", "http/1.1"];
+
+export const TLS_INSPECTOR = {
+  name: "envoy.filters.listener.tls_inspector",
+  typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
 };
+
+function commonTlsContext(certs: ProxyCerts, alpn: string[], peerSans?: string[]): any {
+  return {
+    alpn_protocols: alpn,
+    tls_certificates: [{ certificate_chain: { filename: `${certs.dir}/cert-chain.pem` }, private_key: { filename: `${certs.dir}/key.pem` } }],
+    validation_context: {
+      trusted_ca: { filename: `${certs.dir}/root-cert.pem` },
+      ...(peerSans?.length ? { match_typed_subject_alt_names: peerSans.map((san) => ({ san_type: "URI", matcher: { exact: san } })) } : {}),
+    },
+  };
+}
+
+export interface MtlsTarget {
+  service: ServiceRef;
+  /** The service port (SNI outbound_.<port>_._.<fqdn>). */
+  port: number;
+  protocol: Protocol;
+  /** The SPIFFE ids accepted from the server; any certificate of the mesh root when empty. */
+  serverSans?: string[];
+}
+
+/** The client side of Istio's mTLS to a service port: SNI, Istio's ALPN for the protocol, the SAN check. */
+export function originateMtlsSocket(certs: ProxyCerts, to: MtlsTarget): any {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: `outbound_.${to.port}_._.${serviceHost(to.service)}`,
+      common_tls_context: commonTlsContext(certs, ALPN_CLIENT[to.protocol], to.serverSans),
+    },
+  };
+}
+
+/** Makes a cluster originate Istio's mTLS (ISTIO_MUTUAL) to `to`. */
+export function originateMtls(cluster: any, certs: ProxyCerts, to: MtlsTarget): any {
+  cluster.transport_socket = originateMtlsSocket(certs, to);
+  return cluster;
+}
+
+/** Istio's STRICT peer authentication on a listener: every chain requires a mesh client certificate. */
+export function strictMtls(listener: any, certs: ProxyCerts, protocol: Protocol): any {
+  for (const chain of listener.filter_chains) chain.transport_socket = terminateMtls(certs, protocol);
+  return listener;
+}
+
+/** Terminates mutual TLS on an inbound chain: a client certificate from the mesh root is required. */
+export function terminateMtls(certs: ProxyCerts, protocol: Protocol): any {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+      require_client_certificate: true,
+      common_tls_context: commonTlsContext(certs, protocol === "tcp" ? ALPN_SERVER_TCP : ALPN_SERVER_HTTP),
+    },
+  };
+}
+
+/**
+ * PERMISSIVE inbound chains for one port, as istiod builds them: mTLS (transport tls, Istio's
+ * ALPN) and plaintext (raw_buffer), the same filters on both, both named alike (istiod's
+ * inboundChainConfig.Name). Without certificates, plaintext only. The listener needs TLS_INSPECTOR.
+ */
+export function inboundChains(name: string, port: number | undefined, protocol: Protocol, filters: any[], certs?: ProxyCerts): any[] {
+  const ports = port === undefined ? {} : { destination_port: port };
+  if (!certs) return [{ name, ...(port === undefined ? {} : { filter_chain_match: ports }), filters }];
+  return [
+    {
+      name,
+      filter_chain_match: { ...ports, transport_protocol: "tls", application_protocols: protocol === "tcp" ? ALPN_MATCH_TCP : ALPN_MATCH_HTTP },
+      filters: structuredClone(filters),
+      transport_socket: terminateMtls(certs, protocol),
+    },
+    { name, filter_chain_match: { ...ports, transport_protocol: "raw_buffer" }, filters },
+  ];
+}
+
+// ---- Loopback sidecars ----
+
+export interface Outbound {
+  service: ServiceRef;
+  /** The service's endpoints: server sidecars' inbound ports, or apps. */
+  endpoints: Endpoint[];
+  /** The service port in cluster names and SNI; 80 unless given. */
+  servicePort?: number;
+  protocol?: Protocol;
+  /** Originate Istio's mTLS with the sidecar's certificates (SidecarOptions.certs). */
+  mtls?: boolean;
+  /** With mtls, the SPIFFE ids accepted from the server. */
+  serverSans?: string[];
+}
 
 export interface SidecarOptions {
   workload: Workload;
+  kind?: "sidecar" | "gateway";
   /** Where the inbound listener forwards (the app's port); omit for a client-only sidecar. */
   appPort?: number;
-  /** Services this sidecar calls: an outbound listener per entry, forwarding to `port`. */
-  outbound?: Array<{ service: ServiceRef; port: number; endpointWorkload?: Workload; http2?: boolean }>;
-  plugin?: WasmFilterOptions;
-  concurrency?: number;
-  /** More clusters, e.g. a Zipkin collector the plugin reports to. */
+  /** What the app speaks; http unless given. */
+  appProtocol?: Protocol;
+  /** The service port in the inbound cluster's name; the app port unless given. */
+  servicePort?: number;
+  /** Services this sidecar calls: an outbound listener per entry. */
+  outbound?: Outbound[];
+  /** The plugin as an HTTP filter on HTTP listeners; null: none (bare Envoy). */
+  plugin?: WasmFilterOptions | null;
+  /** The plugin as a network filter on TCP listeners; none unless given. */
+  networkPlugin?: WasmFilterOptions;
+  /** HTTP filters as a WasmPlugin loader rendered them, instead of `plugin`. */
+  httpFilters?: any[];
+  /** The sidecar's certificates: inbound accepts mTLS and plaintext (PERMISSIVE); outbound may originate mTLS. */
+  certs?: ProxyCerts;
+  /** More clusters, e.g. a collector the plugin reports to. */
   clusters?: any[];
+  /** Envoy's name in logs; workload.namespace unless given. */
+  name?: string;
+  concurrency?: number;
+  flushOnAdmin?: boolean;
+}
+
+export interface SidecarConfig {
+  name: string;
+  node: NodeIdentity;
+  listeners: any[];
+  clusters: any[];
+  inboundPort: number;
+  /** Outbound listener port per service name. */
+  outboundPorts: Record<string, number>;
 }
 
 export interface Sidecar {
@@ -89,28 +272,74 @@ export interface Sidecar {
   outboundPorts: Record<string, number>;
 }
 
-export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
+function listenerFor(protocol: Protocol, name: string, port: number, direction: "INBOUND" | "OUTBOUND", cluster: string, opts: SidecarOptions): any {
+  if (protocol === "tcp") {
+    return tcpListener({ name, port, direction, cluster, filters: opts.networkPlugin ? [wasmNetworkFilter(opts.networkPlugin)] : [] });
+  }
+  const filters = opts.httpFilters ?? (opts.plugin === null ? [] : [wasmHttpFilter(opts.plugin)]);
+  return httpListener({ name, port, direction, cluster, filters });
+}
+
+/** A loopback sidecar's listeners, clusters and node, on free ports. */
+export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig> {
   const listeners = [];
   const clusters = [];
   const outboundPorts: Record<string, number> = {};
   let inboundPort = 0;
-  const name = `${opts.workload.workload}.${opts.workload.namespace}`;
+  const w = opts.workload;
   if (opts.appPort !== undefined) {
+    const protocol = opts.appProtocol ?? "http";
     inboundPort = await freePort();
-    const cluster = `inbound|${opts.appPort}||`;
-    listeners.push(httpListener({ name: "virtualInbound", port: inboundPort, direction: "INBOUND", cluster, filters: [wasmHttpFilter(opts.plugin)] }));
-    clusters.push(serviceCluster(cluster, opts.appPort, { name: opts.workload.app, namespace: opts.workload.namespace }));
+    const cluster = `inbound|${opts.servicePort ?? opts.appPort}||`;
+    const listener = listenerFor(protocol, "virtualInbound", inboundPort, "INBOUND", cluster, opts);
+    if (opts.certs) {
+      listener.listener_filters = [TLS_INSPECTOR];
+      listener.filter_chains = inboundChains(listener.filter_chains[0].name ?? "virtualInbound", undefined, protocol, listener.filter_chains[0].filters, opts.certs);
+    }
+    listeners.push(listener);
+    const c = serviceCluster(cluster, { name: w.app, namespace: w.namespace }, [{ port: opts.appPort }]);
+    clusters.push(protocol === "grpc" ? http2Upstream(c) : c);
   }
   for (const o of opts.outbound ?? []) {
+    const protocol = o.protocol ?? "http";
+    const servicePort = o.servicePort ?? 80;
     const port = await freePort();
-    const cluster = `outbound|80||${serviceHost(o.service)}`;
+    const cluster = `outbound|${servicePort}||${serviceHost(o.service)}`;
     outboundPorts[o.service.name] = port;
-    listeners.push(httpListener({ name: `outbound_${o.service.name}`, port, direction: "OUTBOUND", cluster, filters: [wasmHttpFilter(opts.plugin)] }));
-    const c = serviceCluster(cluster, o.port, o.service, o.endpointWorkload);
-    if (o.http2) c.typed_extension_protocol_options = HTTP2_UPSTREAM;
+    listeners.push(listenerFor(protocol, `outbound_${o.service.name}`, port, "OUTBOUND", cluster, opts));
+    const c = serviceCluster(cluster, o.service, o.endpoints);
+    if (protocol === "grpc") http2Upstream(c);
+    if (o.mtls) {
+      if (!opts.certs) throw new Error(`${w.workload}: outbound mTLS to ${o.service.name} needs the sidecar's certs`);
+      originateMtls(c, opts.certs, { service: o.service, port: servicePort, protocol, serverSans: o.serverSans });
+    }
     clusters.push(c);
   }
   clusters.push(...(opts.clusters ?? []));
-  const envoy = await startEnvoy({ name, node: sidecarNode(opts.workload), listeners, clusters, concurrency: opts.concurrency });
-  return { envoy, inboundPort, outboundPorts };
+  return {
+    name: opts.name ?? `${w.workload}.${w.namespace}`,
+    node: sidecarNode(w, "127.0.0.1", opts.kind),
+    listeners,
+    clusters,
+    inboundPort,
+    outboundPorts,
+  };
+}
+
+export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
+  const config = await sidecarConfig(opts);
+  const envoy = await startEnvoy({
+    name: config.name,
+    node: config.node,
+    listeners: config.listeners,
+    clusters: config.clusters,
+    concurrency: opts.concurrency,
+    flushOnAdmin: opts.flushOnAdmin,
+  });
+  return { envoy, inboundPort: config.inboundPort, outboundPorts: config.outboundPorts };
+}
+
+/** The SPIFFE id of a workload whose service account is named after its app (bookinfo's). */
+export function appSpiffeId(w: Workload): string {
+  return spiffeId(w.namespace, w.app);
 }

@@ -39,7 +39,8 @@ import {
   wasmNetworkFilter, type Envoy, type Upstream,
 } from "../harness/envoy.ts";
 import { parsePrometheus, select, type Sample } from "../harness/prometheus.ts";
-import { originateMtls, requireMtls, workloadCert } from "../fixtures/tls.ts";
+import { issueWorkloadCert, throwawayCa } from "../harness/ca.ts";
+import { originateMtls, strictMtls } from "../harness/sidecars.ts";
 import * as X from "../fixtures/conformance/istio-expectations.ts";
 
 const ENVOYS = [
@@ -347,9 +348,10 @@ for (const envoy of ENVOYS) {
     });
 
     test("TCP over mutual TLS: connections, bytes, principals, SPIFFE namespace, mTLS policy (peer exchange exempted)", async () => {
-      const clientCert = workloadCert("default", "client");
-      const serverCert = workloadCert("default", "server");
-      assert.equal(clientCert.spiffe, X.TCP_CLIENT_SPIFFE);
+      const ca = throwawayCa();
+      const clientCert = issueWorkloadCert(ca, { namespace: "default", serviceAccount: "client" });
+      const serverCert = issueWorkloadCert(ca, { namespace: "default", serviceAccount: "server" });
+      assert.equal(clientCert.spiffeId, X.TCP_CLIENT_SPIFFE);
       const backend = net.createServer((s) => {
         let buf = "";
         s.on("data", (d) => {
@@ -366,7 +368,7 @@ for (const envoy of ENVOYS) {
       const outboundCluster = "outbound|9080|tcp|server.default.svc.cluster.local";
       const server = await startEnvoy({
         name: "tcp-server", envoyBin: envoy.bin, node: X.SERVER_NODE,
-        listeners: [requireMtls(tcpListener({ name: "server", port: serverPort, direction: "INBOUND", cluster: inboundCluster, filters: [wasmNetworkFilter({ rootId: "stats_inbound", config })] }), serverCert)],
+        listeners: [strictMtls(tcpListener({ name: "server", port: serverPort, direction: "INBOUND", cluster: inboundCluster, filters: [wasmNetworkFilter({ rootId: "stats_inbound", config })] }), serverCert, "tcp")],
         clusters: [istioCluster(inboundCluster, (backend.address() as net.AddressInfo).port, X.TCP_SERVICE)],
       });
       let client: Envoy | undefined;
@@ -374,7 +376,7 @@ for (const envoy of ENVOYS) {
         client = await startEnvoy({
           name: "tcp-client", envoyBin: envoy.bin, node: X.CLIENT_NODE,
           listeners: [tcpListener({ name: "client", port: clientPort, direction: "OUTBOUND", cluster: outboundCluster, filters: [wasmNetworkFilter({ rootId: "stats_outbound", config })] })],
-          clusters: [originateMtls(istioCluster(outboundCluster, serverPort, X.TCP_SERVICE), clientCert)],
+          clusters: [originateMtls(istioCluster(outboundCluster, serverPort, X.TCP_SERVICE), clientCert, { service: X.TCP_SERVICE, port: 9000, protocol: "tcp" })],
         });
         for (let i = 0; i < X.REQUEST_COUNT; i++) {
           const socket = net.connect(clientPort, "127.0.0.1");

@@ -5,7 +5,7 @@
 // with the dashboard variables substituted as Grafana would. Each query must parse; each query
 // for traffic that was driven must return the series the traffic implies, with values
 // (rates, success ratios, histogram buckets, byte rates) matching what was sent. The expected
-// answer comes from a model of the traffic (tools/dashboards/model.ts), not from Prometheus.
+// answer comes from a model of the traffic (tests/harness/dashboards/model.ts), not from Prometheus.
 // Then a static page charts the same queries and headless Chromium screenshots it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -14,14 +14,13 @@ import { join } from "node:path";
 import { ROOT } from "../harness/envoy.ts";
 import { sidecarNode, serviceHost } from "../harness/sidecars.ts";
 import {
-  builtins, classify, extractVariableValues, formatValues, instantQuery, loadDashboards, panelKey, parseDashboard, PromQueryError,
-  queryKey, queryResultLine, referencedVariables, substitute, variableOrder, variableQueryExpr, DASHBOARDS_DIR,
-  type ClassifiedQuery, type Dashboard, type InstantSample, type TrafficKind,
-} from "../../tools/dashboards/queries.ts";
-import { parsePromQL, walk, functionNames, type Node } from "../../tools/dashboards/promql.ts";
-import { ENVOY_BUCKETS, expectedSamples, matches, modelSeries, type ExpectedSample, type ModelSeries } from "../../tools/dashboards/model.ts";
-import { ceilingFlows, startDashboardMesh, SERVICE_OF, type DashboardMesh, type TrafficWindow } from "../../tools/dashboards/mesh.ts";
-import { chromiumBinary, dumpDom, screenshot, serveStatic, writeDashboardPage } from "../../tools/dashboards/page.ts";
+  builtins, classify, extractVariableValues, formatValues, instantQuery, loadDashboards, panelKey, parseDashboard,
+  PromQueryError, queryKey, queryResultLine, referencedVariables, substitute, variableOrder, variableQueryExpr,
+  DASHBOARDS_DIR, type ClassifiedQuery, type Dashboard, type InstantSample, type TrafficKind, parsePromQL, walk,
+  functionNames, type Node, chromiumBinary, dumpDom, screenshot, serveStatic, writeDashboardPage,
+} from "../harness/tools.ts";
+import { ENVOY_BUCKETS, expectedSamples, matches, modelSeries, type ExpectedSample, type ModelSeries } from "../harness/dashboards/model.ts";
+import { ceilingFlows, startDashboardMesh, SERVICE_OF, type DashboardMesh, type TrafficWindow } from "../harness/dashboards/mesh.ts";
 
 const STEADY_S = 6;
 const SCRAPE_S = 1;

@@ -40,9 +40,9 @@ before(async () => {
         filters: [RBAC_DENY_ADMIN, wasmHttpFilter({ rootId: "stats_inbound", config: { disable_host_header_fallback: true } })],
       }),
     ],
-    clusters: [serviceCluster(cluster, app.port, { name: SERVER.app, namespace: SERVER.namespace })],
+    clusters: [serviceCluster(cluster, { name: SERVER.app, namespace: SERVER.namespace }, [{ port: app.port }])],
   });
-  client = await startSidecar({ workload: CLIENT, outbound: [{ service: { name: "reviews", namespace: "bookinfo" }, port: inboundPort }] });
+  client = await startSidecar({ workload: CLIENT, outbound: [{ service: { name: "reviews", namespace: "bookinfo" }, endpoints: [{ port: inboundPort }] }] });
 });
 
 after(async () => {

@@ -9,7 +9,7 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { relative } from "node:path";
-import { buildFuzzModule, knownFailures, loadCorpus, replay, runFuzz, TARGETS, type Target } from "../../tools/fuzz.ts";
+import { buildFuzzModule, knownFailures, loadCorpus, replay, runFuzz, TARGETS, type Target } from "../harness/tools.ts";
 import { ROOT } from "../harness/envoy.ts";
 
 const SECONDS = Number(process.env.QUICK_FUZZ_SECONDS ?? 20);

@@ -33,13 +33,13 @@ before(async () => {
   client = await startSidecar({
     workload: productpage,
     outbound: [
-      { service: reviewsService, port: server.inboundPort },
+      { service: reviewsService, endpoints: [{ port: server.inboundPort }] },
       // no sidecar behind this one: identity from the endpoint's istio.workload label only
-      { service: { name: "ratings", namespace: "bookinfo" }, port: app.port, endpointWorkload: { workload: "ratings-v1", namespace: "bookinfo", app: "ratings", version: "v1" } },
+      { service: { name: "ratings", namespace: "bookinfo" }, endpoints: [{ port: app.port, workload: { workload: "ratings-v1", namespace: "bookinfo", app: "ratings", version: "v1" } }] },
       // gRPC straight to an h2 app
-      { service: { name: "grpc", namespace: "bookinfo" }, port: grpcPort, http2: true },
+      { service: { name: "grpc", namespace: "bookinfo" }, endpoints: [{ port: grpcPort }], protocol: "grpc" },
       // no endpoint at all: Envoy answers 503 with response flag UH
-      { service: { name: "nowhere", namespace: "bookinfo" }, port: 9 },
+      { service: { name: "nowhere", namespace: "bookinfo" }, endpoints: [{ port: 9 }] },
     ],
   });
 });

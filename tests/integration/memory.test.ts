@@ -16,7 +16,7 @@ before(async () => {
   server = await startSidecar({ workload: { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" }, appPort: app.port });
   client = await startSidecar({
     workload: { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" },
-    outbound: [{ service: { name: "reviews", namespace: "default" }, port: server.inboundPort }],
+    outbound: [{ service: { name: "reviews", namespace: "default" }, endpoints: [{ port: server.inboundPort }] }],
   });
 });
 

@@ -14,15 +14,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, httpRequest, ROOT, sleep } from "../harness/envoy.ts";
-import { writeServiceGraph } from "../../tools/mesh/graph.ts";
-import { startMesh, type Mesh, type TrafficRun } from "../../tools/mesh/mesh.ts";
-import { podRules } from "../../tools/mesh/pods.ts";
-import { edgeStats, promQuery, traceDuration } from "../../tools/mesh/report.ts";
-import { expectedEdges } from "../../tools/mesh/topology.ts";
-import { spiffeId } from "../../tools/mesh/ca.ts";
-import { REDIS_GET_STARS, REDIS_NIL } from "../../tools/mesh/apps/redis-wire.ts";
+import {
+  writeServiceGraph, startMesh, type Mesh, type TrafficRun, podRules, edgeStats, promQuery, traceDuration,
+  expectedEdges, REDIS_GET_STARS, REDIS_NIL, dashboardCoverage, DEMO_NO_DATA_BY_DESIGN,
+} from "../harness/tools.ts";
+import { spiffeId } from "../harness/ca.ts";
 import { peerMetadataBase64 } from "../fixtures/hostile.ts";
-import { dashboardCoverage, DEMO_NO_DATA_BY_DESIGN } from "../../tools/mesh/dashboard.ts";
 import type { ZipkinSpan } from "../harness/zipkin.ts";
 
 const LOOPBACK = process.env.MESH_MODE === "loopback";

@@ -9,8 +9,7 @@ import { eventually, httpRequest, staticCluster } from "../harness/envoy.ts";
 import { startTracedChain, type TracedChain } from "../harness/chain.ts";
 import { startJaeger, type Jaeger, type JaegerSpan, type JaegerTrace } from "../harness/jaeger.ts";
 import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
-import { slowestJaegerTrace } from "../../tools/mesh/jaeger.ts";
-import { formatTraceTree } from "../../tools/mesh/report.ts";
+import { slowestJaegerTrace, formatTraceTree } from "../harness/tools.ts";
 
 let jaeger: Jaeger;
 let chain: TracedChain;

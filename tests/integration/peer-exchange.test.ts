@@ -47,7 +47,7 @@ before(async () => {
       httpListener({ name: "outbound", port: outbound, direction: "OUTBOUND", cluster: "app", filters: [wasmHttpFilter()] }),
       httpListener({ name: "inbound", port: inbound, direction: "INBOUND", cluster: "app", filters: [wasmHttpFilter()] }),
     ],
-    clusters: [serviceCluster("app", app.port, { name: "details", namespace: "default" })],
+    clusters: [serviceCluster("app", { name: "details", namespace: "default" }, [{ port: app.port }])],
   });
 });
 

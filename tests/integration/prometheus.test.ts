@@ -20,7 +20,7 @@ before(async () => {
   server = await startSidecar({ workload: { workload: "reviews-v2", namespace: "bookinfo", app: "reviews", version: "v2" }, appPort: app.port });
   client = await startSidecar({
     workload: { workload: "productpage-v1", namespace: "bookinfo", app: "productpage", version: "v1" },
-    outbound: [{ service: { name: "reviews", namespace: "bookinfo" }, port: server.inboundPort }],
+    outbound: [{ service: { name: "reviews", namespace: "bookinfo" }, endpoints: [{ port: server.inboundPort }] }],
   });
   prometheus = await startPrometheus([
     { address: `127.0.0.1:${client.envoy.adminPort}`, labels: { pod: "productpage-v1" } },

@@ -7,7 +7,7 @@
 // QUICK_SOAK_SECONDS and QUICK_SOAK_RPS override the defaults.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runSoak } from "../../tools/soak.ts";
+import { runSoak } from "../harness/tools.ts";
 
 test("quick soak: exact counts, bounded heaps, no restart, no error log", async () => {
   const report = await runSoak({

@@ -20,7 +20,7 @@ import {
 import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
 import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 import { parseWasmPlugins, wasmPluginConfig, type WasmPlugin } from "../harness/wasmplugin.ts";
-import { renderText } from "../../tools/manifests.ts";
+import { renderText } from "../harness/tools.ts";
 
 const reviews = { workload: "reviews-v1", namespace: "bookinfo", app: "reviews", version: "v1" };
 const ratings = { workload: "ratings-v1", namespace: "bookinfo", app: "ratings", version: "v1" };
@@ -88,9 +88,9 @@ async function sidecar(name: string, withHttpPlugins: boolean): Promise<Sidecar>
       tcpListener({ name: "virtualInbound_tcp", port: inboundTcp, direction: "INBOUND", cluster: "inbound|27017||", filters: [network] }),
     ],
     clusters: [
-      serviceCluster("outbound|9080||ratings.bookinfo.svc.cluster.local", app.port, { name: "ratings", namespace: "bookinfo" }, ratings),
-      serviceCluster("inbound|9080||", app.port, { name: "reviews", namespace: "bookinfo" }),
-      serviceCluster("inbound|27017||", (backend.address() as net.AddressInfo).port, { name: "reviews", namespace: "bookinfo" }),
+      serviceCluster("outbound|9080||ratings.bookinfo.svc.cluster.local", { name: "ratings", namespace: "bookinfo" }, [{ port: app.port, workload: ratings }]),
+      serviceCluster("inbound|9080||", { name: "reviews", namespace: "bookinfo" }, [{ port: app.port }]),
+      serviceCluster("inbound|27017||", { name: "reviews", namespace: "bookinfo" }, [{ port: (backend.address() as net.AddressInfo).port }]),
     ],
   });
   return { envoy, outboundHttp, inboundHttp, inboundTcp };

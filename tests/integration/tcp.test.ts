@@ -6,9 +6,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { eventually, freePort, sleep, startEnvoy, tcpListener, wasmNetworkFilter, type Envoy } from "../harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { originateMtls, serviceCluster, sidecarNode, strictMtls } from "../harness/sidecars.ts";
 import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
-import { originateMtls, requireMtls, workloadCert } from "../fixtures/tls.ts";
+import { issueWorkloadCert, throwawayCa } from "../harness/ca.ts";
 
 const mongo = { workload: "mongodb-v1", namespace: "db", app: "mongodb", version: "v1" };
 const client = { workload: "ratings-v2", namespace: "bookinfo", app: "ratings", version: "v2" };
@@ -35,6 +35,9 @@ before(async () => {
   mtlsInboundPort = await freePort();
   mtlsOutboundPort = await freePort();
   const plugin = wasmNetworkFilter({ config: { tcp_reporting_duration: "500ms" } });
+  const ca = throwawayCa();
+  const mongodbCert = issueWorkloadCert(ca, { namespace: "db", serviceAccount: "mongodb" });
+  const ratingsCert = issueWorkloadCert(ca, { namespace: "bookinfo", serviceAccount: "ratings" });
   const inboundCluster = "inbound|27017||";
   const outboundCluster = "outbound|27017||mongodb.db.svc.cluster.local";
   server = await startEnvoy({
@@ -42,9 +45,9 @@ before(async () => {
     node: sidecarNode(mongo),
     listeners: [
       tcpListener({ name: "inbound", port: inboundPort, direction: "INBOUND", cluster: inboundCluster, filters: [plugin] }),
-      requireMtls(tcpListener({ name: "inbound-mtls", port: mtlsInboundPort, direction: "INBOUND", cluster: inboundCluster, filters: [plugin] }), workloadCert("db", "mongodb")),
+      strictMtls(tcpListener({ name: "inbound-mtls", port: mtlsInboundPort, direction: "INBOUND", cluster: inboundCluster, filters: [plugin] }), mongodbCert, "tcp"),
     ],
-    clusters: [serviceCluster(inboundCluster, backendPort, { name: "mongodb", namespace: "db" })],
+    clusters: [serviceCluster(inboundCluster, { name: "mongodb", namespace: "db" }, [{ port: backendPort }])],
   });
   clientProxy = await startEnvoy({
     name: "ratings",
@@ -54,8 +57,11 @@ before(async () => {
       tcpListener({ name: "outbound-mtls", port: mtlsOutboundPort, direction: "OUTBOUND", cluster: `${outboundCluster}-mtls`, filters: [plugin] }),
     ],
     clusters: [
-      serviceCluster(outboundCluster, inboundPort, { name: "mongodb", namespace: "db" }, mongo),
-      originateMtls(serviceCluster(`${outboundCluster}-mtls`, mtlsInboundPort, { name: "mongodb", namespace: "db" }, mongo), workloadCert("bookinfo", "ratings")),
+      serviceCluster(outboundCluster, { name: "mongodb", namespace: "db" }, [{ port: inboundPort, workload: mongo }]),
+      originateMtls(
+        serviceCluster(`${outboundCluster}-mtls`, { name: "mongodb", namespace: "db" }, [{ port: mtlsInboundPort, workload: mongo }]),
+        ratingsCert, { service: { name: "mongodb", namespace: "db" }, port: 27017, protocol: "tcp" },
+      ),
     ],
   });
 });

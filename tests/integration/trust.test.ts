@@ -5,16 +5,16 @@
 //   peer_metadata_trust: "always" (default, Istio's sidecar behaviour) | "mtls_only" | "never"
 //   skip_external_clusters: true (default) | false
 //
-// The mTLS cases use a throwaway CA (tests/fixtures/tls.ts) between two real Envoys.
+// The mTLS cases use a throwaway mesh CA (tests/harness/ca.ts) between two real Envoys.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   freePort, httpListener, httpRequest, staticCluster, startEnvoy, startUpstream, wasmHttpFilter, type Envoy, type Upstream,
 } from "../harness/envoy.ts";
-import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
+import { originateMtls, serviceCluster, sidecarNode, strictMtls } from "../harness/sidecars.ts";
 import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
 import { peerMetadataBase64 } from "../fixtures/hostile.ts";
-import { originateMtls, requireMtls, workloadCert, type WorkloadCert } from "../fixtures/tls.ts";
+import { issueWorkloadCert, throwawayCa, type WorkloadCert } from "../harness/ca.ts";
 
 const reviews = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
 const productpage = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
@@ -28,8 +28,9 @@ const running: Envoy[] = [];
 
 before(async () => {
   app = await startUpstream();
-  serverCert = workloadCert("default", "reviews");
-  clientCert = workloadCert("default", "productpage");
+  const ca = throwawayCa();
+  serverCert = issueWorkloadCert(ca, { namespace: "default", serviceAccount: "reviews" });
+  clientCert = issueWorkloadCert(ca, { namespace: "default", serviceAccount: "productpage" });
 });
 
 afterEach(async () => {
@@ -60,8 +61,8 @@ async function mesh(serverConfig: unknown, clientConfig: unknown = {}, externalA
   const server = await startEnvoy({
     name: "trust-server",
     node: sidecarNode(reviews),
-    listeners: [inbound("plain", plain), requireMtls(inbound("mtls", mtls), serverCert)],
-    clusters: [serviceCluster("inbound|9080||", app.port, { name: "reviews", namespace: "default" })],
+    listeners: [inbound("plain", plain), strictMtls(inbound("mtls", mtls), serverCert, "http")],
+    clusters: [serviceCluster("inbound|9080||", { name: "reviews", namespace: "default" }, [{ port: app.port }])],
   });
   running.push(server);
   const outbound = (name: string, port: number, cluster: string) =>
@@ -77,7 +78,10 @@ async function mesh(serverConfig: unknown, clientConfig: unknown = {}, externalA
       outbound("to-external", toExternal, "outbound|443||api.example.com"),
     ],
     clusters: [
-      originateMtls(serviceCluster("outbound|9080||reviews.default.svc.cluster.local", mtls, { name: "reviews", namespace: "default" }), clientCert),
+      originateMtls(
+        serviceCluster("outbound|9080||reviews.default.svc.cluster.local", { name: "reviews", namespace: "default" }, [{ port: mtls }]),
+        clientCert, { service: { name: "reviews", namespace: "default" }, port: 9080, protocol: "http" },
+      ),
       staticCluster("PassthroughCluster", externalApp.port),
       external,
     ],
@@ -113,7 +117,7 @@ test("over mTLS the peer's labels come with its certificate: principal and mutua
   assert.equal((await httpRequest(`http://127.0.0.1:${m.toServer}/`)).status, 200);
   const s = select(await samples(m.server), "istio_requests_total", { reporter: "destination" });
   assert.equal(s[0].labels.source_workload, "productpage-v1");
-  assert.equal(s[0].labels.source_principal, clientCert.spiffe);
+  assert.equal(s[0].labels.source_principal, clientCert.spiffeId);
   assert.equal(s[0].labels.connection_security_policy, "mutual_tls");
   assert.equal(lastSeen()["x-envoy-peer-metadata"], undefined);
 });

@@ -20,7 +20,7 @@ import {
 import { serviceCluster, sidecarNode } from "../harness/sidecars.ts";
 import { parsePrometheus, select, sum } from "../harness/prometheus.ts";
 import { OCI_LAYER_GZIP, pushImage, startRegistry, type Registry } from "../harness/registry.ts";
-import { renderManifests } from "../../tools/manifests.ts";
+import { renderManifests } from "../harness/tools.ts";
 import {
   filtersFor, loadWasmPlugin, loadWasmPluginFile, parseWasmPlugins, pullWasmModule,
   WasmPluginError, WasmPullError, type LoadedWasmPlugin,
@@ -246,9 +246,9 @@ for (const manifestKind of ["wasmplugin", "trafficextension"]) test(`Envoy confi
         tcpListener({ name: "inbound_tcp", port: tcpIn, direction: "INBOUND", cluster: "inbound|27017||", filters: filtersFor(plugins, "network", "inbound") }),
       ],
       clusters: [
-        serviceCluster("outbound|80||ratings.bookinfo.svc.cluster.local", upstream.port, { name: "ratings", namespace: "bookinfo" }),
-        serviceCluster("inbound|9080||", upstream.port, { name: "reviews", namespace: "bookinfo" }),
-        serviceCluster("inbound|27017||", (backend.address() as net.AddressInfo).port, { name: "reviews", namespace: "bookinfo" }),
+        serviceCluster("outbound|80||ratings.bookinfo.svc.cluster.local", { name: "ratings", namespace: "bookinfo" }, [{ port: upstream.port }]),
+        serviceCluster("inbound|9080||", { name: "reviews", namespace: "bookinfo" }, [{ port: upstream.port }]),
+        serviceCluster("inbound|27017||", { name: "reviews", namespace: "bookinfo" }, [{ port: (backend.address() as net.AddressInfo).port }]),
       ],
     });
     for (let i = 0; i < 5; i++) assert.equal((await httpRequest(`http://127.0.0.1:${outbound}/ratings/${i}`)).status, 200);
@@ -366,7 +366,7 @@ test("pull failure: FAIL_OPEN keeps serving without the plugin, FAIL_CLOSE refus
         httpListener({ name: "fail_close", port: closedPort, direction: "OUTBOUND", cluster: "app", filters: [closed.filter] }),
         tcpListener({ name: "fail_close_tcp", port: tcpPort, direction: "INBOUND", cluster: "tcp", filters: [tcpClosed.filter] }),
       ],
-      clusters: [serviceCluster("app", upstream.port, null), serviceCluster("tcp", (backend.address() as net.AddressInfo).port, null)],
+      clusters: [serviceCluster("app", null, [{ port: upstream.port }]), serviceCluster("tcp", null, [{ port: (backend.address() as net.AddressInfo).port }])],
     });
     const served = await httpRequest(`http://127.0.0.1:${openPort}/`);
     assert.equal(served.status, 200);

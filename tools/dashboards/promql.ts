@@ -1,7 +1,7 @@
 // PromQL as the dashboard tools see it: Prometheus's own grammar (@prometheus-io/lezer-promql)
 // parses a query, and this adapter turns lezer's syntax tree into a small AST, so tools can see
 // which metrics and labels a dashboard query touches and the test can compute what a query
-// should return from the traffic it drove (tools/dashboards/model.ts). Prometheus itself stays
+// should return from the traffic it drove (tests/harness/dashboards/model.ts). Prometheus itself stays
 // the judge of whether a query runs; a query lezer cannot parse is refused here.
 import { parser } from "@prometheus-io/lezer-promql";
 

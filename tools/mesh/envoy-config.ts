@@ -1,6 +1,7 @@
 // Envoy configuration for the mesh's proxies, as istiod + istio-agent would write it for each
-// pod, from the envoy/mesh-*.yaml templates, the harness's bootstrap and the filters the
-// WasmPlugin loader produced.
+// pod: istiod's listener layout from the envoy/mesh-*.yaml templates, the harness's bootstrap,
+// and everything Istio-shaped from the one sidecar module (tests/harness/sidecars.ts: node
+// metadata, service clusters, mutual TLS) with the filters the WasmPlugin loader produced.
 //
 // Intercepted pods (containers): virtualOutbound 15001 -> 0.0.0.0_9080 (routes by Host to
 // outbound|9080||<svc>) or <ClusterIP>_6379 (tcp_proxy to outbound|6379||redis...),
@@ -9,97 +10,26 @@
 // certificates, service clusters originate Istio's mTLS. The NETWORK WasmPlugin's filter sits
 // where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
 // Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
-import { httpListener, renderTemplate, ROUTER_FILTER, type NodeIdentity } from "../../tests/harness/envoy.ts";
-import { sidecarNode, serviceHost } from "../../tests/harness/sidecars.ts";
+import { httpListener, renderTemplate, ROUTER_FILTER, staticCluster, type NodeIdentity } from "../../tests/harness/envoy.ts";
+import {
+  inboundChains, originateMtlsSocket, serviceCluster, serviceHost, sidecarNode, type Endpoint, type ProxyCerts,
+} from "../../tests/harness/sidecars.ts";
 import { filtersFor, type LoadedWasmPlugin } from "../../tests/harness/wasmplugin.ts";
-import { spiffeId } from "./ca.ts";
+import { spiffeId } from "../../tests/harness/ca.ts";
 import { outboundClusterName, type PodDef, type ServiceDef, type Topology } from "./topology.ts";
 
 export const ADMIN_PORT = 15000;
 
-export interface Endpoint {
-  address: string;
-  port: number;
-  pod: PodDef;
-}
-
-/** Node identity and metadata like istio-agent's; gateways get `router~` ids and no version label. */
+/** Node identity and metadata like istio-agent's, with the pod's extra labels. */
 export function meshNode(pod: PodDef, ip: string): NodeIdentity {
-  const node = sidecarNode(pod.workload, ip);
-  const labels = node.metadata.LABELS as Record<string, string>;
-  if (pod.kind === "gateway") {
-    node.id = node.id.replace(/^sidecar~/, "router~");
-    delete labels.version;
-    labels["service.istio.io/canonical-revision"] = "latest";
-  }
-  Object.assign(labels, pod.labels ?? {});
+  const node = sidecarNode(pod.workload, ip, pod.kind === "gateway" ? "gateway" : "sidecar");
+  Object.assign(node.metadata.LABELS as Record<string, string>, pod.labels ?? {});
   return node;
 }
 
-function workloadLabel(pod: PodDef): string {
-  const w = pod.workload;
-  return `${w.workload};${w.namespace};${w.app};${w.version || "latest"};${w.cluster ?? "Kubernetes"}`;
-}
-
-/** outbound|port||fqdn (or inbound|port||) with istio service metadata and per-endpoint workload labels. */
-export function serviceCluster(name: string, service: { name: string; namespace: string }, endpoints: Endpoint[]): any {
-  return renderTemplate("mesh-service-cluster.yaml", {
-    NAME: name,
-    ISTIO_METADATA: { services: [{ host: serviceHost(service), name: service.name, namespace: service.namespace }] },
-    LB_ENDPOINTS: endpoints.map((e) => ({
-      endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
-      metadata: { filter_metadata: { istio: { workload: workloadLabel(e.pod) } } },
-    })),
-  });
-}
-
-// ---- mutual TLS, as istiod configures it with auto mTLS and PERMISSIVE peer authentication --
-// Certificates are files in the pod's config directory (cert-chain.pem, key.pem, root-cert.pem,
-// tools/mesh/ca.ts), where Istio would deliver the same over SDS.
-
-/** Where a proxy finds its certificate files, and its own SPIFFE id. */
-export interface ProxyCerts {
-  dir: string;
-  spiffeId: string;
-}
-
-const TLS_SOCKET = "envoy.transport_sockets.tls";
-// ALPN, from istio pilot/pkg/networking/util: the client offers istio-peer-exchange + istio on
-// TCP clusters (ALPNInMeshWithMxc); on HTTP clusters Istio's istio.alpn filter overrides that
-// with istio-http/1.0, istio-http/1.1 or istio-h2 by upstream protocol: the apps speak HTTP/1.1.
-const ALPN_CLIENT_TCP = ["istio-peer-exchange", "istio"];
-const ALPN_CLIENT_HTTP11 = ["istio-http/1.1"];
-// The inbound side selects its mTLS chains by the client's offer (tls_inspector) ...
-export const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
-const ALPN_MATCH_TCP = ["istio-peer-exchange", "istio"];
-// ... and answers with these (ALPNHttp, ALPNDownstreamWithMxc).
-const ALPN_SERVER_HTTP = ["h2", "http/1.1"];
-const ALPN_SERVER_TCP = ["istio-peer-exchange", "h2", "http/1.1"];
-
-function commonTlsContext(certs: ProxyCerts, alpn: string[], peerSans?: string[]): any {
-  return {
-    alpn_protocols: alpn,
-    tls_certificates: [{ certificate_chain: { filename: `${certs.dir}/cert-chain.pem` }, private_key: { filename: `${certs.dir}/key.pem` } }],
-    validation_context: {
-      trusted_ca: { filename: `${certs.dir}/root-cert.pem` },
-      ...(peerSans ? { match_typed_subject_alt_names: peerSans.map((san) => ({ san_type: "URI", matcher: { exact: san } })) } : {}),
-    },
-  };
-}
-
-/**
- * The client side of Istio's mTLS to a service port: SNI outbound_.<port>_._.<fqdn>, Istio's
- * ALPN for the protocol, and the service's SPIFFE ids as the only accepted server SANs.
- */
-export function originateMtlsSocket(certs: ProxyCerts, s: Pick<ServiceDef, "name" | "namespace" | "port" | "protocol">, serverSans: string[]): any {
-  return {
-    name: TLS_SOCKET,
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-      sni: `outbound_.${s.port}_._.${serviceHost(s)}`,
-      common_tls_context: commonTlsContext(certs, s.protocol === "tcp" ? ALPN_CLIENT_TCP : ALPN_CLIENT_HTTP11, serverSans),
-    },
-  };
+/** A pod as a cluster endpoint. */
+function podEndpoint(address: string, port: number, pod: PodDef): Endpoint {
+  return { address, port, workload: pod.workload };
 }
 
 /**
@@ -110,57 +40,17 @@ function originateMtls(cluster: any, s: ServiceDef, certs: ProxyCerts, serverSan
   for (const e of cluster.load_assignment.endpoints.flatMap((x: any) => x.lb_endpoints)) {
     e.metadata.filter_metadata["envoy.transport_socket_match"] = { tlsMode: "istio" };
   }
+  const socket = originateMtlsSocket(certs, { service: s, port: s.port, protocol: s.protocol === "tcp" ? "tcp" : "http", serverSans });
   cluster.transport_socket_matches = [
-    { name: "tlsMode-istio", match: { tlsMode: "istio" }, transport_socket: originateMtlsSocket(certs, s, serverSans) },
+    { name: "tlsMode-istio", match: { tlsMode: "istio" }, transport_socket: socket },
     { name: "tlsMode-disabled", match: {}, transport_socket: { name: "envoy.transport_sockets.raw_buffer", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } } },
   ];
   return cluster;
 }
 
-/** Terminates mutual TLS on an inbound chain: a client certificate from the mesh root is required. */
-export function terminateMtls(certs: ProxyCerts, protocol: "http" | "tcp"): any {
-  return {
-    name: TLS_SOCKET,
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-      require_client_certificate: true,
-      common_tls_context: commonTlsContext(certs, protocol === "tcp" ? ALPN_SERVER_TCP : ALPN_SERVER_HTTP),
-    },
-  };
-}
-
-/**
- * PERMISSIVE inbound chains for one port, as istiod builds them: mTLS (transport tls, Istio's
- * ALPN) and plaintext (raw_buffer), the same filters on both. Without certificates, plaintext only.
- */
-function inboundChains(port: number, protocol: "http" | "tcp", filters: any[], certs?: ProxyCerts): any[] {
-  const base = `0.0.0.0_${port}`;
-  if (!certs) return [{ name: base, filter_chain_match: { destination_port: port }, filters }];
-  return [
-    {
-      name: base,
-      filter_chain_match: { destination_port: port, transport_protocol: "tls", application_protocols: protocol === "tcp" ? ALPN_MATCH_TCP : ALPN_MATCH_HTTP },
-      filters,
-      transport_socket: terminateMtls(certs, protocol),
-    },
-    // istiod names both chains of a port alike (listener_inbound.go inboundChainConfig.Name).
-    { name: base, filter_chain_match: { destination_port: port, transport_protocol: "raw_buffer" }, filters },
-  ];
-}
-
 /** The SPIFFE ids of the pods behind a service (istiod's service accounts for SAN checks). */
 function serviceSans(t: Topology, s: ServiceDef): string[] {
   return [...new Set(t.pods.filter((p) => p.service === s.name).map((p) => spiffeId(p.workload.namespace, p.serviceAccount)))];
-}
-
-function staticCluster(name: string, address: string, port: number, extra: Record<string, unknown> = {}): any {
-  return {
-    name,
-    type: "STATIC",
-    connect_timeout: "2s",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address, port_value: port } } } }] }] },
-    ...extra,
-  };
 }
 
 function passthroughCluster(name: string, bindAddress?: string): any {
@@ -226,7 +116,7 @@ function serviceClusters(t: Topology, addr: MeshAddressing, certs?: ProxyCerts):
     const c = serviceCluster(
       outboundClusterName(s),
       s,
-      t.pods.filter((p) => p.service === s.name).map((p) => ({ address: addr.podIp(p.key), port: s.port, pod: p })),
+      t.pods.filter((p) => p.service === s.name).map((p) => podEndpoint(addr.podIp(p.key), s.port, p)),
     );
     return certs ? originateMtls(c, s, certs, serviceSans(t, s)) : c;
   });
@@ -234,10 +124,10 @@ function serviceClusters(t: Topology, addr: MeshAddressing, certs?: ProxyCerts):
 
 function commonClusters(addr: MeshAddressing): any[] {
   return [
-    staticCluster("prometheus_stats", "127.0.0.1", ADMIN_PORT),
-    staticCluster("agent", "127.0.0.1", ADMIN_PORT),
+    staticCluster("prometheus_stats", ADMIN_PORT),
+    staticCluster("agent", ADMIN_PORT),
     // Where the plugin will send spans once tracing is wired in (see tracingPluginConfig in plugin.ts).
-    staticCluster("zipkin", addr.zipkin.address, addr.zipkin.port),
+    staticCluster("zipkin", addr.zipkin.port, addr.zipkin.address),
   ];
 }
 
@@ -305,12 +195,12 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
       }).filters];
     listeners.push(renderTemplate("mesh-virtual-inbound.yaml", {
       FILTER_CHAINS: [
-        ...inboundChains(own.port, own.protocol, ownFilters, certs),
+        ...inboundChains(`0.0.0.0_${own.port}`, own.port, own.protocol, ownFilters, certs),
         { name: "InboundPassthroughFilterChain", filters: [...filtersFor(plugins, "network", "inbound"), tcpProxy("InboundPassthroughCluster", "InboundPassthroughCluster")] },
       ],
     }));
     clusters.push(
-      serviceCluster(inboundCluster, own, [{ address: "127.0.0.1", port: own.port, pod }]),
+      serviceCluster(inboundCluster, own, [podEndpoint("127.0.0.1", own.port, pod)]),
       passthroughCluster("PassthroughCluster"),
       passthroughCluster("InboundPassthroughCluster", "127.0.0.6"),
     );
@@ -345,11 +235,11 @@ export function loopbackProxyConfig(
   t: Topology, pod: PodDef, ports: Record<string, LoopbackPorts>, zipkin: { address: string; port: number }, plugins: LoadedWasmPlugin[],
 ): { listeners: any[]; clusters: any[]; node: NodeIdentity } {
   const listeners: any[] = [];
-  const clusters: any[] = [staticCluster("zipkin", zipkin.address, zipkin.port)];
+  const clusters: any[] = [staticCluster("zipkin", zipkin.port, zipkin.address)];
   const mine = ports[pod.key];
   const outboundTo = (s: ServiceDef) => serviceCluster(
     outboundClusterName(s), s,
-    t.pods.filter((p) => p.service === s.name).map((p) => ({ address: "127.0.0.1", port: ports[p.key].inbound!, pod: p })),
+    t.pods.filter((p) => p.service === s.name).map((p) => podEndpoint("127.0.0.1", ports[p.key].inbound!, p)),
   );
   if (pod.kind === "gateway") {
     const target = t.services.find((s) => s.name === t.gatewayRoutesTo)!;
@@ -359,7 +249,7 @@ export function loopbackProxyConfig(
     const own = t.services.find((s) => s.name === pod.service)!;
     const inboundCluster = `inbound|${own.port}||`;
     listeners.push(httpListener({ name: "virtualInbound", port: mine.inbound!, direction: "INBOUND", cluster: inboundCluster, filters: filtersFor(plugins, "http", "inbound") }));
-    clusters.push(serviceCluster(inboundCluster, own, [{ address: "127.0.0.1", port: mine.app!, pod }]));
+    clusters.push(serviceCluster(inboundCluster, own, [podEndpoint("127.0.0.1", mine.app!, pod)]));
     for (const name of pod.app?.calls ?? []) {
       const s = t.services.find((x) => x.name === name)!;
       listeners.push(httpListener({ name: `outbound_${s.name}`, port: mine.outbound[name], direction: "OUTBOUND", cluster: outboundClusterName(s), filters: filtersFor(plugins, "http", "outbound") }));

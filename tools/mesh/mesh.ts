@@ -25,7 +25,7 @@ import { loopbackProxyConfig, podBootstrap, type LoopbackPorts, type MeshAddress
 import { deliverPlugin, type PluginDelivery } from "./plugin.ts";
 import { bridgeName, createBridge, createPod, subnetAddress } from "./pods.ts";
 import { isRoot, processStartTime, run, setMarker, stepper, which, type Step } from "./sys.ts";
-import { createMeshCa, issueWorkloadCert, type MeshCa } from "./ca.ts";
+import { createMeshCa, issueWorkloadCert, type MeshCa } from "../../tests/harness/ca.ts";
 import { APP_PORT, bookinfo, REDIS_PORT, type PodDef, type Topology } from "./topology.ts";
 import { driveOutsideCaller, driveTraffic, type TrafficResult } from "./traffic.ts";
 import { REDIS_GET_STARS } from "./apps/redis-wire.ts";
@@ -264,7 +264,7 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
   step(`apps listening in their pods (${mesh.pods.filter((p) => p.app).map((p) => `${p.def.key} :${portOf(p.def.service!)}`).join(", ")}), calling ${calls.join(", ")}`);
 
   // The mesh CA, as istiod's: a root now, a 24 h certificate per workload with its SPIFFE id.
-  mesh.ca = await createMeshCa(join(outDir, "ca"));
+  mesh.ca = createMeshCa(join(outDir, "ca"));
 
   const addressing: MeshAddressing = { podIp, serviceIp, zipkin: { address: bridgeIp, port: ZIPKIN_COLLECTOR_PORT } };
   for (const p of mesh.pods) {
@@ -273,7 +273,7 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
     mkdirSync(dir, { recursive: true });
     p.configPath = join(dir, "envoy.json");
     // The proxy (uid 1337) reads its certificate files from the mounted config directory.
-    const cert = await issueWorkloadCert(mesh.ca, { namespace: p.def.workload.namespace, serviceAccount: p.def.serviceAccount, dir: join(dir, "certs"), owner: 1337 });
+    const cert = issueWorkloadCert(mesh.ca, { namespace: p.def.workload.namespace, serviceAccount: p.def.serviceAccount, dir: join(dir, "certs"), owner: 1337 });
     const certs = { dir: `${CONTAINER_CONFIG_DIR}/certs`, spiffeId: cert.spiffeId };
     writeFileSync(p.configPath, JSON.stringify(podBootstrap(t, p.def, addressing, mesh.plugin.plugins, certs), null, 2));
     const name = `${prefix}-${p.def.key}`;

@@ -1,5 +1,5 @@
-// A small loopback mesh for Istio's dashboards: five Istio-shaped sidecars (real Envoy with
-// the plugin), a real Prometheus scraping them every second, and steady, bounded traffic of
+// A small loopback mesh for Istio's dashboards: five Istio-shaped sidecars (the harness's
+// sidecars.ts: real Envoy with the plugin), a real Prometheus scraping them every second, and steady, bounded traffic of
 // every kind the dashboards chart:
 //
 //   productpage-v1.bookinfo --mTLS-->  reviews  (HTTP/1.1)  reviews-v2.bookinfo
@@ -9,24 +9,21 @@
 // Both clients call all three services; the servers accept mTLS and plaintext on one port, as
 // Istio's PERMISSIVE mode does (tls_inspector picks the filter chain), so the dashboards'
 // "(🔐mTLS)" queries and their plaintext twins both have data. Certificates carry SPIFFE
-// URIs, issued at start by a throwaway CA (openssl).
+// URIs, issued at start by the harness's mesh CA (ca.ts).
 //
 // The traffic is open-loop (requests start on a fixed schedule, whatever their latency) with a
 // fixed pattern per client, so its rates, error shares and latency/size histogram buckets are
-// known in advance: `flows` describes it for tools/dashboards/model.ts.
+// known in advance: `flows` describes it for model.ts.
 import http2 from "node:http2";
 import net from "node:net";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  freePort, httpListener, httpRequest, sleep, startEnvoy, startUpstream, tcpListener, wasmHttpFilter, wasmNetworkFilter,
-  type Envoy, type Upstream,
-} from "../../tests/harness/envoy.ts";
-import { serviceCluster, sidecarNode, type Workload, serviceHost } from "../../tests/harness/sidecars.ts";
-import { startPrometheus, type PrometheusServer } from "../../tests/harness/prometheus-server.ts";
-import { parsePrometheus, select } from "../../tests/harness/prometheus.ts";
+import { httpRequest, sleep, startUpstream, type Envoy, type Upstream } from "../envoy.ts";
+import { serviceHost, startSidecar, type Protocol, type Sidecar, type Workload } from "../sidecars.ts";
+import { createMeshCa, issueWorkloadCert, type WorkloadCert } from "../ca.ts";
+import { startPrometheus, type PrometheusServer } from "../prometheus-server.ts";
+import { parsePrometheus, select } from "../prometheus.ts";
 import { type Flow, type RequestClass, type ServiceDef } from "./model.ts";
 
 export const WORKLOADS = {
@@ -45,8 +42,6 @@ export const SERVICES = {
 
 /** The service each protocol's traffic goes to. */
 export const SERVICE_OF = { http: SERVICES.reviews, grpc: SERVICES.ratings, tcp: SERVICES.mongodb } as const;
-
-type Protocol = "http" | "grpc" | "tcp";
 
 /** How often the plugin reports open TCP connections. */
 export const TCP_REPORTING = "100ms";
@@ -119,156 +114,37 @@ export function plannedFlows(): Flow[] {
   return flows;
 }
 
-// ---- Certificates ----
+// ---- Certificates and sidecars ----
 
-export interface Certs {
-  dir: string;
-  ca: string;
-  /** Certificate and key per workload name. */
-  leaf(w: Workload): { cert: string; key: string };
+/** The mesh CA and each workload's SPIFFE certificate (service account: the app's name). */
+function issueCerts(dir: string, workloads: Workload[]): Record<string, WorkloadCert> {
+  const ca = createMeshCa(join(dir, "ca"));
+  return Object.fromEntries(workloads.map((w) => [w.workload, issueWorkloadCert(ca, { namespace: w.namespace, serviceAccount: w.app, dir: join(dir, w.workload) })]));
 }
 
-export function spiffeId(w: Workload): string {
-  return `spiffe://cluster.local/ns/${w.namespace}/sa/${w.app}`;
+const httpPlugin = {};
+const tcpPlugin = { pluginName: "mesh-telemetry-tcp", vmId: "mesh-telemetry-tcp", config: { tcp_reporting_duration: TCP_REPORTING } };
+
+/** A server: inbound PERMISSIVE (mTLS and plaintext on one port), the plugin for its protocol. */
+function startServerSidecar(w: Workload, protocol: Protocol, appPort: number, certs: Record<string, WorkloadCert>): Promise<Sidecar> {
+  return startSidecar({ workload: w, appPort, appProtocol: protocol, plugin: httpPlugin, networkPlugin: tcpPlugin, certs: certs[w.workload] });
 }
 
-function openssl(args: string[], cwd: string): void {
-  const run = spawnSync("openssl", args, { cwd, encoding: "utf8" });
-  if (run.error) throw new Error(`openssl not found (apt-get install openssl): ${run.error.message}`);
-  if (run.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${run.stderr}`);
-}
-
-/** A throwaway CA and one SPIFFE certificate per workload (EC P-256, valid two days). */
-export function issueCerts(workloads: Workload[]): Certs {
-  const dir = mkdtempSync(join(tmpdir(), "mesh-certs-"));
-  const ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
-  openssl(["genpkey", ...ec, "-out", "ca.key"], dir);
-  openssl(["req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "2", "-subj", "/O=mesh-telemetry-wasm test/CN=root-ca",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.crt"], dir);
-  for (const w of workloads) {
-    const name = w.workload;
-    writeFileSync(join(dir, `${name}.ext`), [
-      `subjectAltName=URI:${spiffeId(w)}`,
-      "basicConstraints=critical,CA:FALSE",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-      "extendedKeyUsage=serverAuth,clientAuth",
-    ].join("\n") + "\n");
-    openssl(["genpkey", ...ec, "-out", `${name}.key`], dir);
-    openssl(["req", "-new", "-key", `${name}.key`, "-subj", "/O=cluster.local", "-out", `${name}.csr`], dir);
-    openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-sha256",
-      "-extfile", `${name}.ext`, "-out", `${name}.crt`], dir);
-  }
-  return { dir, ca: join(dir, "ca.crt"), leaf: (w) => ({ cert: join(dir, `${w.workload}.crt`), key: join(dir, `${w.workload}.key`) }) };
-}
-
-// ---- Sidecars with mTLS (the harness's startSidecar speaks plaintext HTTP/1.1 inbound only) ----
-
-const HTTP2_UPSTREAM = {
-  "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-    explicit_http_config: { http2_protocol_options: {} },
-  },
-};
-
-function tlsContext(certs: Certs, w: Workload, alpn: string[]) {
-  const { cert, key } = certs.leaf(w);
-  return {
-    tls_certificates: [{ certificate_chain: { filename: cert }, private_key: { filename: key } }],
-    validation_context: { trusted_ca: { filename: certs.ca } },
-    alpn_protocols: alpn,
-  };
-}
-
-/** PERMISSIVE inbound: one filter chain for TLS (client certificate required), one for plaintext. */
-function permissive(listener: any, certs: Certs, w: Workload, alpn: string[]): any {
-  const [chain] = listener.filter_chains;
-  listener.listener_filters = [{
-    name: "envoy.filters.listener.tls_inspector",
-    typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
-  }];
-  listener.filter_chains = [
-    {
-      ...structuredClone(chain),
-      filter_chain_match: { transport_protocol: "tls" },
-      transport_socket: {
-        name: "envoy.transport_sockets.tls",
-        typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-          require_client_certificate: true,
-          common_tls_context: tlsContext(certs, w, alpn),
-        },
-      },
-    },
-    { ...chain, filter_chain_match: { transport_protocol: "raw_buffer" } },
-  ];
-  return listener;
-}
-
-function mtlsUpstream(cluster: any, certs: Certs, client: Workload, service: ServiceDef, alpn: string[]): any {
-  cluster.transport_socket = {
-    name: "envoy.transport_sockets.tls",
-    typed_config: {
-      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-      sni: `outbound_.80_._.${serviceHost(service)}`,
-      common_tls_context: tlsContext(certs, client, alpn),
-    },
-  };
-  return cluster;
-}
-
-const ALPN: Record<Protocol, string[]> = { http: ["http/1.1"], grpc: ["h2"], tcp: [] };
-
-function httpPlugin() {
-  return wasmHttpFilter();
-}
-function tcpPlugin() {
-  return wasmNetworkFilter({ pluginName: "mesh-telemetry-tcp", vmId: "mesh-telemetry-tcp", config: { tcp_reporting_duration: TCP_REPORTING } });
-}
-
-interface ServerSidecar {
-  envoy: Envoy;
-  inboundPort: number;
-}
-
-async function startServerSidecar(w: Workload, protocol: Protocol, appPort: number, certs: Certs): Promise<ServerSidecar> {
-  const inboundPort = await freePort();
-  const cluster = `inbound|${appPort}||`;
-  const listener = protocol === "tcp"
-    ? tcpListener({ name: "virtualInbound", port: inboundPort, direction: "INBOUND", cluster, filters: [tcpPlugin()] })
-    : httpListener({ name: "virtualInbound", port: inboundPort, direction: "INBOUND", cluster, filters: [httpPlugin()] });
-  permissive(listener, certs, w, protocol === "tcp" ? [] : ["h2", "http/1.1"]);
-  const c = serviceCluster(cluster, appPort, { name: w.app, namespace: w.namespace });
-  if (protocol === "grpc") c.typed_extension_protocol_options = HTTP2_UPSTREAM;
-  const envoy = await startEnvoy({ name: `${w.workload}.${w.namespace}`, node: sidecarNode(w), listeners: [listener], clusters: [c] });
-  return { envoy, inboundPort };
-}
-
-interface ClientSidecar {
-  envoy: Envoy;
-  outboundPorts: Record<Protocol, number>;
-}
-
-async function startClientSidecar(client: Client, servers: Record<Protocol, ServerSidecar>, certs: Certs): Promise<ClientSidecar> {
-  const listeners: any[] = [];
-  const clusters: any[] = [];
-  const outboundPorts = {} as Record<Protocol, number>;
+/** A client: an outbound listener per protocol's service, originating mTLS when the client does. */
+function startClientSidecar(client: Client, servers: Record<Protocol, Sidecar>, certs: Record<string, WorkloadCert>): Promise<Sidecar> {
   const destinations: Record<Protocol, Workload> = { http: WORKLOADS.reviews, grpc: WORKLOADS.ratings, tcp: WORKLOADS.mongodb };
-  for (const protocol of ["http", "grpc", "tcp"] as Protocol[]) {
-    const service = SERVICE_OF[protocol];
-    const port = await freePort();
-    outboundPorts[protocol] = port;
-    const name = `outbound|80||${serviceHost(service)}`;
-    listeners.push(protocol === "tcp"
-      ? tcpListener({ name: `outbound_${service.name}`, port, direction: "OUTBOUND", cluster: name, filters: [tcpPlugin()] })
-      : httpListener({ name: `outbound_${service.name}`, port, direction: "OUTBOUND", cluster: name, filters: [httpPlugin()] }));
-    const c = serviceCluster(name, servers[protocol].inboundPort, service, destinations[protocol]);
-    if (protocol === "grpc") c.typed_extension_protocol_options = HTTP2_UPSTREAM;
-    if (client.mtls) mtlsUpstream(c, certs, client.workload, service, ALPN[protocol]);
-    clusters.push(c);
-  }
-  const w = client.workload;
-  const envoy = await startEnvoy({ name: `${w.workload}.${w.namespace}`, node: sidecarNode(w), listeners, clusters });
-  return { envoy, outboundPorts };
+  return startSidecar({
+    workload: client.workload,
+    outbound: (["http", "grpc", "tcp"] as Protocol[]).map((protocol) => ({
+      service: SERVICE_OF[protocol],
+      endpoints: [{ port: servers[protocol].inboundPort, workload: destinations[protocol] }],
+      protocol,
+      mtls: client.mtls,
+    })),
+    plugin: httpPlugin,
+    networkPlugin: tcpPlugin,
+    certs: certs[client.workload.workload],
+  });
 }
 
 // ---- Applications ----
@@ -463,8 +339,9 @@ async function startOnce(): Promise<DashboardMesh> {
     for (const s of stops.reverse()) await s().catch(() => {});
   };
   try {
-    const certs = issueCerts(Object.values(WORKLOADS));
-    stops.push(async () => rmSync(certs.dir, { recursive: true, force: true }));
+    const certDir = mkdtempSync(join(tmpdir(), "mesh-certs-"));
+    stops.push(async () => rmSync(certDir, { recursive: true, force: true }));
+    const certs = issueCerts(certDir, Object.values(WORKLOADS));
     const [web, grpc, tcp] = await Promise.all([httpApp(), grpcApp(), tcpApp()]);
     stops.push(() => web.close(), () => grpc.close(), () => tcp.close());
 
@@ -486,7 +363,7 @@ async function startOnce(): Promise<DashboardMesh> {
       up(startServerSidecar(WORKLOADS.ratings, "grpc", grpc.port, certs)),
       up(startServerSidecar(WORKLOADS.mongodb, "tcp", tcp.port, certs)),
     ]);
-    const servers: Record<Protocol, ServerSidecar> = { http: serverList[0], grpc: serverList[1], tcp: serverList[2] };
+    const servers: Record<Protocol, Sidecar> = { http: serverList[0], grpc: serverList[1], tcp: serverList[2] };
     const clientList = await all(CLIENTS.map((c) => up(startClientSidecar(c, servers, certs))));
 
     const envoys: Record<string, Envoy> = {
@@ -525,7 +402,7 @@ async function startOnce(): Promise<DashboardMesh> {
     };
 
     const drive = async (seconds: number): Promise<TrafficWindow> => {
-      const sessions = CLIENTS.map((_, i) => http2.connect(`http://127.0.0.1:${clientList[i].outboundPorts.grpc}`));
+      const sessions = CLIENTS.map((_, i) => http2.connect(`http://127.0.0.1:${clientList[i].outboundPorts[SERVICE_OF.grpc.name]}`));
       for (const s of sessions) s.on("error", (e) => sent.failures.push(`h2 session: ${e.message}`));
       const conversations: TcpConversation[] = [];
       const inflight: Promise<unknown>[] = [];
@@ -540,7 +417,7 @@ async function startOnce(): Promise<DashboardMesh> {
       };
       const fireHttp = (i: number, step: HttpStep) => {
         count(sent.http, `${CLIENTS[i].key}/${step.status}`);
-        track(`HTTP ${CLIENTS[i].key} ${step.status}`, `http/${CLIENTS[i].key}`, httpCall(clientList[i].outboundPorts.http, step), (s) => s === step.status);
+        track(`HTTP ${CLIENTS[i].key} ${step.status}`, `http/${CLIENTS[i].key}`, httpCall(clientList[i].outboundPorts[SERVICE_OF.http.name], step), (s) => s === step.status);
       };
       const fireGrpc = (i: number, status: string) => {
         count(sent.grpc, `${CLIENTS[i].key}/${status}`);
@@ -557,7 +434,7 @@ async function startOnce(): Promise<DashboardMesh> {
         for (let i = 0; i < CLIENTS.length; i++) {
           for (const step of HTTP_PATTERN.filter((s, k) => HTTP_PATTERN.findIndex((o) => o.status === s.status && o.delayMs === s.delayMs) === k)) fireHttp(i, step);
           for (const status of new Set(GRPC_PATTERN)) fireGrpc(i, status);
-          conversations.push(await TcpConversation.open(clientList[i].outboundPorts.tcp));
+          conversations.push(await TcpConversation.open(clientList[i].outboundPorts[SERVICE_OF.tcp.name]));
           writeTcp(i);
         }
         await Promise.all(inflight.splice(0));
