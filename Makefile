@@ -56,10 +56,10 @@ $(JAEGER):
 	@mv $@.tmp $@
 
 # The real protobuf decoder the OTLP tests check the plugin's bytes with: opentelemetry-proto's
-# generated Go types (go.opentelemetry.io/proto/otlp), pinned in tools/otlp-decode/go.mod.
-$(OTLP_DECODE): tools/otlp-decode/main.go tools/otlp-decode/go.mod tools/otlp-decode/go.sum
-	@echo "== Go module proxy: go.opentelemetry.io/proto/otlp for tools/otlp-decode"
-	cd tools/otlp-decode && $(GO) build -buildvcs=false -o $(CURDIR)/$@ .
+# generated Go types (go.opentelemetry.io/proto/otlp), pinned in tests/harness/otlp-decode/go.mod.
+$(OTLP_DECODE): tests/harness/otlp-decode/main.go tests/harness/otlp-decode/go.mod tests/harness/otlp-decode/go.sum
+	@echo "== Go module proxy: go.opentelemetry.io/proto/otlp for tests/harness/otlp-decode"
+	cd tests/harness/otlp-decode && $(GO) build -buildvcs=false -o $(CURDIR)/$@ .
 
 $(ISTIO_DASHBOARDS)/istio-service-dashboard.json:
 	@mkdir -p $(ISTIO_DASHBOARDS)
@@ -116,13 +116,13 @@ debug: $(NPM_STAMP)
 test: deps build
 	npx --no-install tsc -p .
 	$(TSX) tools/validate-manifests.ts
-	$(TSX) tools/test.ts
+	$(TSX) tests/run.ts
 
 test-unit: $(NPM_STAMP) build/plugin.wasm
-	$(TSX) tools/test.ts --unit
+	$(TSX) tests/run.ts --unit
 
 test-integration: deps build
-	$(TSX) tools/test.ts --integration
+	$(TSX) tests/run.ts --integration
 
 # The local mesh: pods in network namespaces, Envoy sidecars in podman containers with
 # iptables interception, Prometheus and Zipkin. In a terminal it stays up until Ctrl-C.

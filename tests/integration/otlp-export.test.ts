@@ -1,6 +1,6 @@
 // OTLP export from a real Envoy sidecar, Zipkin on at the same time, both collectors played by
 // loopback servers the test steers: the OTLP body decodes with opentelemetry-proto's generated
-// types (tools/otlp-decode) into the spans the Zipkin side got; a collector answering 5xx,
+// types (tests/harness/otlp-decode) into the spans the Zipkin side got; a collector answering 5xx,
 // garbage, partial success or nothing at all never affects traffic, and each span is counted
 // once per format.
 import { test, before, after } from "node:test";

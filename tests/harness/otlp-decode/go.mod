@@ -1,4 +1,4 @@
-module mesh-telemetry-wasm/tools/otlp-decode
+module mesh-telemetry-wasm/tests/harness/otlp-decode
 
 go 1.24
 

@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, mkdirSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../tests/harness/envoy.ts";
+import { ROOT } from "./harness/envoy.ts";
 
 const args = process.argv.slice(2);
 const only = args.find((a) => a === "--unit" || a === "--integration");
