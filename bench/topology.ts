@@ -1,6 +1,7 @@
 // The benchmark's processes, built from the one harness (tests/harness): an upstream Envoy that
 // answers with `direct_response` (1 KiB body) and doubles as a Zipkin blackhole, and per
-// configuration a pair of Istio-shaped sidecars, each an Envoy with one worker:
+// configuration a pair of Istio-shaped sidecars (tests/harness/sidecars.ts), each an Envoy with
+// one worker:
 //
 //   load generator -> client sidecar (outbound listener, reporter=source)
 //                  -> server sidecar (inbound listener, reporter=destination)
@@ -12,7 +13,7 @@
 // With `mtls`, the hop between the sidecars is Istio's mutual TLS, as in Istio's own benchmark:
 // the client's cluster originates it (SNI, ALPN istio-http/1.1, SPIFFE SAN check) and the
 // server's chain, selected by tls_inspector on transport and ALPN, terminates it requiring a
-// client certificate; certificates from the mesh CA (tools/mesh/ca.ts), made once per run.
+// client certificate; certificates from the mesh CA (tests/harness/ca.ts), made once per run.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { freePort, renderTemplate, startEnvoy, staticCluster, type Envoy, type WasmFilterOptions } from "../tests/harness/envoy.ts";
