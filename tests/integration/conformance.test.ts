@@ -40,7 +40,7 @@ import {
 } from "../harness/envoy.ts";
 import { parsePrometheus, select, type Sample } from "../harness/prometheus.ts";
 import { issueWorkloadCert, throwawayCa } from "../harness/ca.ts";
-import { originateMtls, strictMtls } from "../harness/sidecars.ts";
+import { http2Upstream, originateMtls, strictMtls } from "../harness/sidecars.ts";
 import * as X from "../fixtures/conformance/istio-expectations.ts";
 
 const ENVOYS = [
@@ -89,13 +89,6 @@ async function samplesWhen(envoy: Envoy, what: string, ready: (s: Sample[]) => b
 
 const total = (s: Sample[], name: string) => select(s, name).reduce((a, x) => a + x.value, 0);
 
-const HTTP2 = {
-  "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-    explicit_http_config: { http2_protocol_options: {} },
-  },
-};
-
 const RBAC_DENY_ALL = {
   name: "envoy.filters.http.rbac",
   typed_config: {
@@ -104,12 +97,13 @@ const RBAC_DENY_ALL = {
   },
 };
 
+// Istio's test clusters as its testdata writes them (service objects and endpoint labels verbatim),
+// so not the harness's serviceCluster, which derives them from a workload.
 function istioCluster(name: string, port: number, service: object | null, http2 = false, endpointWorkload?: string): any {
   const c = staticCluster(name, port);
   if (service) c.metadata = { filter_metadata: { istio: { services: [service] } } };
   if (endpointWorkload) c.load_assignment.endpoints[0].lb_endpoints[0].metadata = { filter_metadata: { istio: { workload: endpointWorkload } } };
-  if (http2) c.typed_extension_protocol_options = HTTP2;
-  return c;
+  return http2 ? http2Upstream(c) : c;
 }
 
 interface PairOptions {
