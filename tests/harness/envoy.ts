@@ -346,9 +346,12 @@ export interface Upstream {
  * small body; `/status/<code>` answers with that code, `/bytes/<n>` with n bytes, and
  * `/delay/<ms>` after that many milliseconds.
  */
-export async function startUpstream(handler?: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Upstream> {
+export async function startUpstream(
+  handler?: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  options: http.ServerOptions = {},
+): Promise<Upstream> {
   const requests: RecordedRequest[] = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(options, (req, res) => {
     requests.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
     req.resume();
     req.on("end", () => {
@@ -383,6 +386,16 @@ function defaultHandler(req: http.IncomingMessage, res: http.ServerResponse): vo
   };
   if (delay) setTimeout(answer, Number(delay[1]));
   else answer();
+}
+
+/** Stops a helper process (Prometheus, Zipkin, Jaeger, a registry): SIGTERM, SIGKILL after 5 s. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.once("exit", ok));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually, freePort, httpRequest, ROOT } from "./envoy.ts";
+import { eventually, freePort, httpRequest, ROOT, stopProcess } from "./envoy.ts";
 
 export const JAEGER_VERSION = "1.75.0";
 export const JAEGER_BIN = join(ROOT, ".cache", `jaeger-${JAEGER_VERSION}`, "jaeger");
@@ -71,11 +71,7 @@ export class Jaeger {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      const exited = new Promise((ok) => this.child.on("exit", ok));
-      this.child.kill("SIGTERM");
-      await exited;
-    }
+    await stopProcess(this.child);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { eventually, freePort, httpRequest } from "./envoy.ts";
+import { eventually, freePort, httpRequest, stopProcess } from "./envoy.ts";
 
 export interface ScrapeTarget {
   /** host:port of an Envoy admin listener. */
@@ -51,11 +51,7 @@ export class PrometheusServer {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      const exited = new Promise((ok) => this.child.on("exit", ok));
-      this.child.kill("SIGTERM");
-      await exited;
-    }
+    await stopProcess(this.child);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

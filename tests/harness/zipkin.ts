@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, freePort, httpRequest, ROOT } from "./envoy.ts";
+import { eventually, freePort, httpRequest, ROOT, stopProcess } from "./envoy.ts";
 
 export const ZIPKIN_VERSION = "3.5.1";
 export const ZIPKIN_JAR = join(ROOT, ".cache", `zipkin-server-${ZIPKIN_VERSION}-exec.jar`);
@@ -58,11 +58,7 @@ export class Zipkin {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode === null) {
-      const exited = new Promise((ok) => this.child.on("exit", ok));
-      this.child.kill("SIGTERM");
-      await exited;
-    }
+    await stopProcess(this.child);
   }
 }
 

@@ -26,7 +26,8 @@ const STEADY_S = 6;
 const SCRAPE_S = 1;
 /** Grafana's $__rate_interval for a 1 s scrape interval and a 1 s $__interval: 4s. */
 const BUILTINS = builtins({ scrapeIntervalS: SCRAPE_S, intervalS: SCRAPE_S, rangeS: STEADY_S });
-const SCREENSHOT = join(ROOT, "build/demo/dashboard.png");
+// Beside the test build, so a test run leaves the demo's own picture (build/demo/) alone.
+const SCREENSHOT = join(ROOT, "build/test/dashboard.png");
 
 /**
  * Queries that return no data in any context, by design, with the reason. Anything else that
