@@ -243,8 +243,12 @@ export interface SidecarOptions {
   plugin?: WasmFilterOptions | null;
   /** The plugin as a network filter on TCP listeners; none unless given. */
   networkPlugin?: WasmFilterOptions;
-  /** HTTP filters as a WasmPlugin loader rendered them, instead of `plugin`. */
-  httpFilters?: any[];
+  /** HTTP filters per direction as a WasmPlugin loader rendered them, instead of `plugin`. */
+  httpFilters?: { inbound: any[]; outbound: any[] };
+  /** Extra pod labels in the node metadata (a gateway's `istio: ingressgateway`). */
+  labels?: Record<string, string>;
+  /** Listen on these ports instead of free ones (the inbound listener; outbound per service name). */
+  ports?: { inbound?: number; outbound?: Record<string, number> };
   /** The sidecar's certificates: inbound accepts mTLS and plaintext (PERMISSIVE); outbound may originate mTLS. */
   certs?: ProxyCerts;
   /** More clusters, e.g. a collector the plugin reports to. */
@@ -276,7 +280,8 @@ function listenerFor(protocol: Protocol, name: string, port: number, direction: 
   if (protocol === "tcp") {
     return tcpListener({ name, port, direction, cluster, filters: opts.networkPlugin ? [wasmNetworkFilter(opts.networkPlugin)] : [] });
   }
-  const filters = opts.httpFilters ?? (opts.plugin === null ? [] : [wasmHttpFilter(opts.plugin)]);
+  const loaded = opts.httpFilters?.[direction === "INBOUND" ? "inbound" : "outbound"];
+  const filters = loaded ?? (opts.plugin === null ? [] : [wasmHttpFilter(opts.plugin)]);
   return httpListener({ name, port, direction, cluster, filters });
 }
 
@@ -289,7 +294,7 @@ export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig
   const w = opts.workload;
   if (opts.appPort !== undefined) {
     const protocol = opts.appProtocol ?? "http";
-    inboundPort = await freePort();
+    inboundPort = opts.ports?.inbound ?? await freePort();
     const cluster = `inbound|${opts.servicePort ?? opts.appPort}||`;
     const listener = listenerFor(protocol, "virtualInbound", inboundPort, "INBOUND", cluster, opts);
     if (opts.certs) {
@@ -303,7 +308,7 @@ export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig
   for (const o of opts.outbound ?? []) {
     const protocol = o.protocol ?? "http";
     const servicePort = o.servicePort ?? 80;
-    const port = await freePort();
+    const port = opts.ports?.outbound?.[o.service.name] ?? await freePort();
     const cluster = `outbound|${servicePort}||${serviceHost(o.service)}`;
     outboundPorts[o.service.name] = port;
     listeners.push(listenerFor(protocol, `outbound_${o.service.name}`, port, "OUTBOUND", cluster, opts));
@@ -316,9 +321,11 @@ export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig
     clusters.push(c);
   }
   clusters.push(...(opts.clusters ?? []));
+  const node = sidecarNode(w, "127.0.0.1", opts.kind);
+  Object.assign(node.metadata.LABELS as Record<string, string>, opts.labels ?? {});
   return {
     name: opts.name ?? `${w.workload}.${w.namespace}`,
-    node: sidecarNode(w, "127.0.0.1", opts.kind),
+    node,
     listeners,
     clusters,
     inboundPort,

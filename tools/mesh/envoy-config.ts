@@ -9,10 +9,10 @@
 // 15090 (/stats/prometheus) and 15021 (/healthz/ready); admin on 127.0.0.1:15000. With
 // certificates, service clusters originate Istio's mTLS. The NETWORK WasmPlugin's filter sits
 // where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
-// Loopback pods (the fallback): the harness's listeners on explicit 127.0.0.1 ports.
-import { httpListener, renderTemplate, ROUTER_FILTER, staticCluster, type NodeIdentity } from "../../tests/harness/envoy.ts";
+// Loopback pods (the fallback): the harness's loopback sidecars on explicit 127.0.0.1 ports.
+import { renderTemplate, ROUTER_FILTER, staticCluster, type NodeIdentity } from "../../tests/harness/envoy.ts";
 import {
-  inboundChains, originateMtlsSocket, serviceCluster, serviceHost, sidecarNode, type Endpoint, type ProxyCerts,
+  inboundChains, originateMtlsSocket, serviceCluster, serviceHost, sidecarNode, type Endpoint, type ProxyCerts, type SidecarOptions,
 } from "../../tests/harness/sidecars.ts";
 import { filtersFor, type LoadedWasmPlugin } from "../../tests/harness/wasmplugin.ts";
 import { spiffeId } from "../../tests/harness/ca.ts";
@@ -21,7 +21,7 @@ import { outboundClusterName, type PodDef, type ServiceDef, type Topology } from
 export const ADMIN_PORT = 15000;
 
 /** Node identity and metadata like istio-agent's, with the pod's extra labels. */
-export function meshNode(pod: PodDef, ip: string): NodeIdentity {
+function meshNode(pod: PodDef, ip: string): NodeIdentity {
   const node = sidecarNode(pod.workload, ip, pod.kind === "gateway" ? "gateway" : "sidecar");
   Object.assign(node.metadata.LABELS as Record<string, string>, pod.labels ?? {});
   return node;
@@ -230,31 +230,27 @@ export interface LoopbackPorts {
   outbound: Record<string, number>;
 }
 
-/** Listeners and clusters of a pod in the loopback fallback, for the harness's startEnvoy. */
-export function loopbackProxyConfig(
+/** A pod in the loopback fallback as one of the harness's loopback sidecars, on the ports given. */
+export function loopbackSidecar(
   t: Topology, pod: PodDef, ports: Record<string, LoopbackPorts>, zipkin: { address: string; port: number }, plugins: LoadedWasmPlugin[],
-): { listeners: any[]; clusters: any[]; node: NodeIdentity } {
-  const listeners: any[] = [];
-  const clusters: any[] = [staticCluster("zipkin", zipkin.port, zipkin.address)];
+): SidecarOptions {
   const mine = ports[pod.key];
-  const outboundTo = (s: ServiceDef) => serviceCluster(
-    outboundClusterName(s), s,
-    t.pods.filter((p) => p.service === s.name).map((p) => podEndpoint("127.0.0.1", ports[p.key].inbound!, p)),
-  );
-  if (pod.kind === "gateway") {
-    const target = t.services.find((s) => s.name === t.gatewayRoutesTo)!;
-    listeners.push(httpListener({ name: `0.0.0.0_${t.gatewayPort}`, port: mine.gateway!, direction: "OUTBOUND", cluster: outboundClusterName(target), filters: filtersFor(plugins, "http", "outbound") }));
-    clusters.push(outboundTo(target));
-  } else {
-    const own = t.services.find((s) => s.name === pod.service)!;
-    const inboundCluster = `inbound|${own.port}||`;
-    listeners.push(httpListener({ name: "virtualInbound", port: mine.inbound!, direction: "INBOUND", cluster: inboundCluster, filters: filtersFor(plugins, "http", "inbound") }));
-    clusters.push(serviceCluster(inboundCluster, own, [podEndpoint("127.0.0.1", mine.app!, pod)]));
-    for (const name of pod.app?.calls ?? []) {
+  const gateway = pod.kind === "gateway";
+  const calls = gateway ? [t.gatewayRoutesTo] : pod.app?.calls ?? [];
+  const own = t.services.find((s) => s.name === pod.service);
+  return {
+    workload: pod.workload,
+    kind: pod.kind,
+    labels: pod.labels,
+    appPort: gateway ? undefined : mine.app,
+    servicePort: own?.port,
+    outbound: calls.map((name) => {
       const s = t.services.find((x) => x.name === name)!;
-      listeners.push(httpListener({ name: `outbound_${s.name}`, port: mine.outbound[name], direction: "OUTBOUND", cluster: outboundClusterName(s), filters: filtersFor(plugins, "http", "outbound") }));
-      clusters.push(outboundTo(s));
-    }
-  }
-  return { listeners, clusters, node: meshNode(pod, "127.0.0.1") };
+      const endpoints = t.pods.filter((p) => p.service === s.name).map((p) => podEndpoint("127.0.0.1", ports[p.key].inbound!, p));
+      return { service: s, servicePort: s.port, endpoints };
+    }),
+    httpFilters: { inbound: filtersFor(plugins, "http", "inbound"), outbound: filtersFor(plugins, "http", "outbound") },
+    ports: { inbound: mine.inbound, outbound: gateway ? { [t.gatewayRoutesTo]: mine.gateway! } : mine.outbound },
+    clusters: [staticCluster("zipkin", zipkin.port, zipkin.address)],
+  };
 }

@@ -13,7 +13,8 @@
 // and reports anything still left.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, httpRequest, sleep, startEnvoy, type Envoy } from "../../tests/harness/envoy.ts";
+import { freePort, httpRequest, sleep, type Envoy } from "../../tests/harness/envoy.ts";
+import { startSidecar } from "../../tests/harness/sidecars.ts";
 import { startPrometheus, type PrometheusServer } from "../../tests/harness/prometheus-server.ts";
 import type { Zipkin } from "../../tests/harness/zipkin.ts";
 import { startApp, type AppProcess } from "./apps.ts";
@@ -21,7 +22,7 @@ import { leftovers, runningMesh, sweepMesh, writeState, type MeshState } from ".
 import {
   CONTAINER_CONFIG_DIR, containerLogs, containerProblem, containerRunning, ENVOY_IMAGE, ensureEnvoyImage, removeContainers, runSidecarContainer,
 } from "./containers.ts";
-import { loopbackProxyConfig, podBootstrap, type LoopbackPorts, type MeshAddressing } from "./envoy-config.ts";
+import { loopbackSidecar, podBootstrap, type LoopbackPorts, type MeshAddressing } from "./envoy-config.ts";
 import { deliverPlugin, type PluginDelivery } from "./plugin.ts";
 import { bridgeName, createBridge, createPod, subnetAddress } from "./pods.ts";
 import { isRoot, processStartTime, run, setMarker, stepper, which, type Step } from "./sys.ts";
@@ -230,7 +231,7 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
   step(`${demoTracing() === "jaeger" ? "Jaeger" : "Zipkin"} starting in the background (collector ${bridgeIp}:${ZIPKIN_COLLECTOR_PORT})`);
 
   const collector = { cluster: "zipkin", path: "/api/v2/spans", address: `${bridgeIp}:${ZIPKIN_COLLECTOR_PORT}` };
-  mesh.plugin = await deliverPlugin(outDir, collector, step);
+  mesh.plugin = await deliverPlugin(outDir, collector, step, true);
   const registry = mesh.plugin.registry;
   mesh.onDown("registry", () => registry.stop());
 
@@ -339,7 +340,7 @@ async function startLoopbackMesh(mesh: Mesh): Promise<void> {
   const zipkinReady = zipkinInBackground(mesh, zipkinPort);
   step(`${demoTracing() === "jaeger" ? "Jaeger" : "Zipkin"} starting in the background on 127.0.0.1:${zipkinPort}`);
   const collector = { cluster: "zipkin", path: "/api/v2/spans", address: `127.0.0.1:${zipkinPort}` };
-  mesh.plugin = await deliverPlugin(outDir, collector, step);
+  mesh.plugin = await deliverPlugin(outDir, collector, step, false);
   const registry = mesh.plugin.registry;
   mesh.onDown("registry", () => registry.stop());
 
@@ -361,8 +362,8 @@ async function startLoopbackMesh(mesh: Mesh): Promise<void> {
   }));
   step(`apps on 127.0.0.1: ${mesh.pods.filter((p) => p.app).map((p) => `${p.def.key} :${ports[p.def.key].app}`).join(", ")}`);
   for (const p of mesh.pods) {
-    const cfg = loopbackProxyConfig(t, p.def, ports, { address: "127.0.0.1", port: zipkinPort }, mesh.plugin.plugins);
-    const envoy = await startEnvoy({ name: `${mesh.opts.prefix}-${p.def.key}`, node: cfg.node, listeners: cfg.listeners, clusters: cfg.clusters, concurrency: 1 });
+    const sidecar = loopbackSidecar(t, p.def, ports, { address: "127.0.0.1", port: zipkinPort }, mesh.plugin.plugins);
+    const { envoy } = await startSidecar({ ...sidecar, name: `${mesh.opts.prefix}-${p.def.key}`, concurrency: 1 });
     p.envoy = envoy;
     p.metricsAddress = `127.0.0.1:${envoy.adminPort}`;
     mesh.onDown(`proxy ${p.def.key}`, () => envoy.stop());

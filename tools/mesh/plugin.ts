@@ -74,7 +74,8 @@ function runImageTool(registry: string): Promise<string> {
  * into `outDir/wasm-cache`. build/image.ref and build/image.digest (which tools/image.ts
  * rewrites with this run's registry) are put back as they were.
  */
-export async function deliverPlugin(outDir: string, collector: ZipkinCollector, step: (t: string) => void): Promise<PluginDelivery> {
+/** `mtls`: the mesh runs mutual TLS between its sidecars (the loopback fallback runs plaintext). */
+export async function deliverPlugin(outDir: string, collector: ZipkinCollector, step: (t: string) => void, mtls: boolean): Promise<PluginDelivery> {
   const build = join(ROOT, "build");
   if (!existsSync(join(build, "plugin.wasm"))) throw new Error("build/plugin.wasm missing: run `make build` first");
   const saved: Record<string, Buffer | undefined> = {};
@@ -114,8 +115,9 @@ export async function deliverPlugin(outDir: string, collector: ZipkinCollector, 
     for (const m of manifests) {
       if (tracing) m.spec.pluginConfig = { ...(m.spec.pluginConfig ?? {}), tracing };
       // Inbound, believe a caller's x-envoy-peer-metadata only over mutual TLS: a plaintext
-      // caller (PERMISSIVE chains accept one) cannot claim a workload identity.
-      if (m.spec.type !== "NETWORK" && m.spec.match?.some((x) => x.mode === "SERVER")) {
+      // caller (PERMISSIVE chains accept one) cannot claim a workload identity. A plaintext mesh
+      // keeps Istio's default (believe it), or no caller would be known.
+      if (mtls && m.spec.type !== "NETWORK" && m.spec.match?.some((x) => x.mode === "SERVER")) {
         m.spec.pluginConfig = { ...(m.spec.pluginConfig ?? {}), peer_metadata_trust: "mtls_only" };
       }
       const loaded = await loadWasmPlugin(m, { cacheDir });
