@@ -28,7 +28,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ENVOY_BIN, freePort, httpListener, httpRequest, PLUGIN_WASM, ROOT, startEnvoy, startUpstream, wasmHttpFilter,
+  ENVOY_BIN, freePort, httpListener, httpRequest, PLUGIN_WASM, ROOT, startEnvoy, startUpstream, staticCluster, wasmHttpFilter,
 } from "../tests/harness/envoy.ts";
 import { serviceCluster, sidecarNode } from "../tests/harness/sidecars.ts";
 import { parsePrometheus, select } from "../tests/harness/prometheus.ts";
@@ -156,7 +156,7 @@ async function probeTracing(where: Placement, upstream: Upstream): Promise<{ ava
     allowFailure: true,
     node: sidecarNode(CLIENT),
     listeners: [httpListener({ name: "outbound_probe", port, direction: "OUTBOUND", cluster: "app", filters: [wasmHttpFilter({ config: tracing(100) })] })],
-    clusters: [serviceCluster("app", SERVICE, [{ port: app.port }]), { ...serviceCluster("zipkin", null, [{ port: upstream.collectorPort }]) }],
+    clusters: [serviceCluster("app", SERVICE, [{ port: app.port }]), staticCluster("zipkin", upstream.collectorPort)],
     concurrency: 1,
   });
   try {

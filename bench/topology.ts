@@ -17,12 +17,11 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { freePort, renderTemplate, startEnvoy, staticCluster, type Envoy, type WasmFilterOptions } from "../tests/harness/envoy.ts";
-import { sidecarConfig, type ProxyCerts, type SidecarConfig, type SidecarOptions, type Workload } from "../tests/harness/sidecars.ts";
+import { sidecarConfig, type ProxyCerts, type SidecarConfig, type SidecarOptions } from "../tests/harness/sidecars.ts";
+import { CLIENT, SERVER, SERVICE } from "../tests/harness/sidecar-vms.ts";
 import { createMeshCa, issueWorkloadCert, spiffeId } from "../tests/harness/ca.ts";
 
-export const CLIENT: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
-export const SERVER: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
-export const SERVICE = { name: SERVER.app, namespace: SERVER.namespace };
+export { CLIENT, SERVER, SERVICE };
 export const RESPONSE_BYTES = 1024;
 const ZIPKIN_CLUSTER = "zipkin";
 
@@ -169,8 +168,9 @@ async function startSide(tag: string, side: "server" | "client", filters: Filter
 /** Starts the server sidecar, then the client sidecar pointing at it, both pinned. */
 export async function startPair(tag: string, filters: Filters, mod: ModulePaths, upstream: Upstream, where: Placement): Promise<Pair> {
   const collector = staticCluster(ZIPKIN_CLUSTER, upstream.collectorPort);
-  // The server sidecar's inbound listener: STRICT-like with certificates (the client always
-  // originates mTLS then, so the plaintext chain beside it is never chosen).
+  // With certificates the server's inbound listener is PERMISSIVE, istiod's default: an mTLS
+  // chain and a plaintext one; the client always originates mTLS then, so only the mTLS chain
+  // carries traffic.
   const serverOpts: SidecarOptions = {
     workload: SERVER, appPort: upstream.port, servicePort: 9080, plugin: pluginFor(filters, mod, filters.serverConfig, filters.serverRootId ?? ""),
     certs: filters.mtls?.server, clusters: [collector],

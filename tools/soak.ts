@@ -22,10 +22,8 @@
 import http from "node:http";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
-import {
-  eventually, freePort, sleep, startEnvoy, staticCluster, tcpListener, wasmNetworkFilter, type Envoy, type Upstream,
-} from "../tests/harness/envoy.ts";
-import { serviceCluster, sidecarNode, startSidecar, type Sidecar } from "../tests/harness/sidecars.ts";
+import { eventually, sleep, staticCluster, type Envoy, type Upstream } from "../tests/harness/envoy.ts";
+import { startSidecar } from "../tests/harness/sidecars.ts";
 import { parsePrometheus, select, sum, type Sample } from "../tests/harness/prometheus.ts";
 
 export interface SoakOptions {
@@ -180,20 +178,20 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   await new Promise<void>((ok) => backend.listen(0, "127.0.0.1", ok));
   const mongo = { workload: "mongodb-v1", namespace: "db", app: "mongodb", version: "v1" };
   const ratings = { workload: "ratings-v1", namespace: "default", app: "ratings", version: "v1" };
-  const [tcpIn, tcpOut] = [await freePort(), await freePort()];
-  const network = wasmNetworkFilter({ config: { tcp_reporting_duration: "1s" } });
-  const tcpServer = await startEnvoy({
-    name: "mongodb",
-    node: sidecarNode(mongo),
-    listeners: [tcpListener({ name: "inbound", port: tcpIn, direction: "INBOUND", cluster: "inbound|27017||", filters: [network] })],
-    clusters: [serviceCluster("inbound|27017||", { name: "mongodb", namespace: "db" }, [{ port: (backend.address() as net.AddressInfo).port }])],
+  const network = { config: { tcp_reporting_duration: "1s" } };
+  const mongodb = { name: "mongodb", namespace: "db" };
+  const tcpServerSidecar = await startSidecar({
+    workload: mongo, appPort: (backend.address() as net.AddressInfo).port, appProtocol: "tcp", servicePort: 27017, networkPlugin: network, name: "mongodb",
   });
-  const tcpClient = await startEnvoy({
+  const tcpServer = tcpServerSidecar.envoy;
+  const tcpClientSidecar = await startSidecar({
+    workload: ratings,
+    outbound: [{ service: mongodb, servicePort: 27017, protocol: "tcp", endpoints: [{ port: tcpServerSidecar.inboundPort, workload: mongo }] }],
+    networkPlugin: network,
     name: "ratings",
-    node: sidecarNode(ratings),
-    listeners: [tcpListener({ name: "outbound", port: tcpOut, direction: "OUTBOUND", cluster: "outbound|27017||mongodb.db.svc.cluster.local", filters: [network] })],
-    clusters: [serviceCluster("outbound|27017||mongodb.db.svc.cluster.local", { name: "mongodb", namespace: "db" }, [{ port: tcpIn, workload: mongo }])],
   });
+  const tcpClient = tcpClientSidecar.envoy;
+  const tcpOut = tcpClientSidecar.outboundPorts.mongodb;
   const envoys: Array<[string, Envoy]> = [["productpage", client.envoy], ["reviews", server.envoy], ["ratings", tcpClient], ["mongodb", tcpServer]];
   const pids = envoys.map(([, e]) => e.pid);
 

@@ -20,9 +20,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ManifestError, readImageInfo, renderManifests, type ImageInfo } from "./manifests.ts";
+import { ManifestError, readImageInfo, renderManifests, ROOT, type ImageInfo } from "./manifests.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SRC = join(ROOT, "tools", "validate-manifests");
 const BIN_DIR = join(ROOT, "build", "tools");
 

@@ -4,14 +4,16 @@
 // request passed between them as Envoy would (the client's forwarded headers are the server's
 // request, the server's response is the client's). The topology is the benchmark's
 // (bench/topology.ts): productpage-v1 calling reviews-v1 in `default`.
-import { sidecarNode, type Workload } from "./sidecars.ts";
+import { istioServiceMetadata, serviceHost, sidecarNode, type Workload } from "./sidecars.ts";
 import { Direction, HttpStream, ProxyWasmVm, type Properties, type Value, type VmOptions } from "./proxywasm.ts";
 
 export type { Workload };
 
+/** The benchmark's pair too (bench/topology.ts takes them from here). */
 export const CLIENT: Workload = { workload: "productpage-v1", namespace: "default", app: "productpage", version: "v1" };
 export const SERVER: Workload = { workload: "reviews-v1", namespace: "default", app: "reviews", version: "v1" };
-export const SERVICE_HOST = "reviews.default.svc.cluster.local";
+export const SERVICE = { name: SERVER.app, namespace: SERVER.namespace };
+export const SERVICE_HOST = serviceHost(SERVICE);
 export const OUTBOUND_CLUSTER = `outbound|9080||${SERVICE_HOST}`;
 export const INBOUND_CLUSTER = "inbound|9080||";
 
@@ -28,8 +30,8 @@ export function nodeOf(w: Workload): { nodeId: string; nodeMetadata: { [key: str
 }
 
 /** istiod's filter_metadata.istio of a service's cluster. */
-export function clusterMetadata(host: string, name: string, namespace: string): Value {
-  return { filter_metadata: { istio: { services: [{ host, name, namespace }] } } };
+export function clusterMetadata(service: { name: string; namespace: string }): Value {
+  return { filter_metadata: { istio: istioServiceMetadata(service) } };
 }
 
 /**
@@ -50,11 +52,11 @@ export function requestAttributes(cluster: string, service: Value | null): Prope
   return p;
 }
 
-export interface SidecarOptions extends Omit<VmOptions, "nodeMetadata" | "nodeId"> {
+export interface SidecarVmOptions extends Omit<VmOptions, "nodeMetadata" | "nodeId"> {
   workload?: Workload;
 }
 
-function sidecar(direction: number, w: Workload, attributes: Properties, o: SidecarOptions): ProxyWasmVm {
+function sidecar(direction: number, w: Workload, attributes: Properties, o: SidecarVmOptions): ProxyWasmVm {
   const { workload: _w, properties, ...rest } = o;
   const p: Properties = { ...attributes };
   p.xds = { ...(p.xds as object), listener_direction: direction } as Value;
@@ -63,13 +65,13 @@ function sidecar(direction: number, w: Workload, attributes: Properties, o: Side
 }
 
 /** A client sidecar: the plugin on the outbound listener to reviews, root id stats_outbound unless given. */
-export function clientSidecar(o: SidecarOptions = {}): ProxyWasmVm {
+export function clientSidecar(o: SidecarVmOptions = {}): ProxyWasmVm {
   const w = o.workload ?? CLIENT;
-  return sidecar(Direction.Outbound, w, requestAttributes(OUTBOUND_CLUSTER, clusterMetadata(SERVICE_HOST, "reviews", "default")), { rootId: "stats_outbound", ...o });
+  return sidecar(Direction.Outbound, w, requestAttributes(OUTBOUND_CLUSTER, clusterMetadata(SERVICE)), { rootId: "stats_outbound", ...o });
 }
 
 /** A server sidecar: the plugin on the inbound listener, root id stats_inbound unless given. */
-export function serverSidecar(o: SidecarOptions = {}): ProxyWasmVm {
+export function serverSidecar(o: SidecarVmOptions = {}): ProxyWasmVm {
   const w = o.workload ?? SERVER;
   return sidecar(Direction.Inbound, w, requestAttributes(INBOUND_CLUSTER, null), { rootId: "stats_inbound", ...o });
 }

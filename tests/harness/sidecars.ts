@@ -10,7 +10,6 @@ import {
   freePort, httpListener, renderTemplate, startEnvoy, tcpListener, wasmHttpFilter, wasmNetworkFilter,
   type Envoy, type NodeIdentity, type WasmFilterOptions,
 } from "./envoy.ts";
-import { spiffeId } from "./ca.ts";
 
 // ---- Identity ----
 
@@ -24,12 +23,15 @@ export interface Workload {
   cluster?: string;
 }
 
-export function podName(w: Workload): string {
+function podName(w: Workload): string {
   return `${w.workload}-5d8f7c9b4-x2x7k`;
 }
 
-/** Node identity and metadata as istio-agent sets them; a gateway gets a `router~` id and no version label. */
-export function sidecarNode(w: Workload, ip = "127.0.0.1", kind: "sidecar" | "gateway" = "sidecar"): NodeIdentity {
+/**
+ * Node identity and metadata as istio-agent sets them; a gateway gets a `router~` id and no
+ * version label. `extraLabels`: more pod labels (a gateway's `istio: ingressgateway`).
+ */
+export function sidecarNode(w: Workload, ip = "127.0.0.1", kind: "sidecar" | "gateway" = "sidecar", extraLabels: Record<string, string> = {}): NodeIdentity {
   const pod = podName(w);
   const labels: Record<string, string> = {
     app: w.app,
@@ -41,6 +43,7 @@ export function sidecarNode(w: Workload, ip = "127.0.0.1", kind: "sidecar" | "ga
     delete labels.version;
     labels["service.istio.io/canonical-revision"] = "latest";
   }
+  Object.assign(labels, extraLabels);
   return {
     id: `${kind === "gateway" ? "router" : "sidecar"}~${ip}~${pod}.${w.namespace}~${w.namespace}.svc.cluster.local`,
     cluster: `${w.app}.${w.namespace}`,
@@ -80,6 +83,11 @@ export interface Endpoint {
   workload?: Workload;
 }
 
+/** istiod's `filter_metadata.istio` of a service's cluster: the service it serves. */
+export function istioServiceMetadata(service: ServiceRef): { services: Array<{ host: string; name: string; namespace: string }> } {
+  return { services: [{ host: serviceHost(service), name: service.name, namespace: service.namespace }] };
+}
+
 /**
  * A cluster as istiod sends it: `filter_metadata.istio.services` naming the service (none for
  * a plain upstream), one endpoint per pod with its workload label, round robin between them.
@@ -87,7 +95,7 @@ export interface Endpoint {
 export function serviceCluster(name: string, service: ServiceRef | null, endpoints: Endpoint[]): any {
   const cluster = renderTemplate("mesh-service-cluster.yaml", {
     NAME: name,
-    ISTIO_METADATA: service ? { services: [{ host: serviceHost(service), name: service.name, namespace: service.namespace }] } : {},
+    ISTIO_METADATA: service ? istioServiceMetadata(service) : {},
     LB_ENDPOINTS: endpoints.map((e) => ({
       endpoint: { address: { socket_address: { address: e.address ?? "127.0.0.1", port_value: e.port } } },
       ...(e.workload ? { metadata: { filter_metadata: { istio: { workload: workloadLabel(e.workload) } } } } : {}),
@@ -127,13 +135,13 @@ const TLS_SOCKET = "envoy.transport_sockets.tls";
 // with istio-http/1.0, istio-http/1.1 or istio-h2 by upstream protocol.
 const ALPN_CLIENT: Record<Protocol, string[]> = { http: ["istio-http/1.1"], grpc: ["istio-h2"], tcp: ["istio-peer-exchange", "istio"] };
 // The inbound side selects its mTLS chains by the client's offer (tls_inspector) ...
-export const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
+const ALPN_MATCH_HTTP = ["istio-http/1.0", "istio-http/1.1", "istio-h2"];
 const ALPN_MATCH_TCP = ["istio-peer-exchange", "istio"];
 // ... and answers with these (ALPNHttp, ALPNDownstreamWithMxc).
 const ALPN_SERVER_HTTP = ["h2", "http/1.1"];
 const ALPN_SERVER_TCP = ["istio-peer-exchange", "h2", "http/1.1"];
 
-export const TLS_INSPECTOR = {
+const TLS_INSPECTOR = {
   name: "envoy.filters.listener.tls_inspector",
   typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" },
 };
@@ -176,6 +184,22 @@ export function originateMtls(cluster: any, certs: ProxyCerts, to: MtlsTarget): 
   return cluster;
 }
 
+/**
+ * Istio's auto mTLS on an outbound cluster: transport_socket_matches picks mTLS for endpoints
+ * labelled tlsMode=istio (every sidecar'd pod, so all of them here), plaintext otherwise.
+ */
+export function autoMtls(cluster: any, certs: ProxyCerts, to: MtlsTarget): any {
+  for (const e of cluster.load_assignment.endpoints.flatMap((x: any) => x.lb_endpoints)) {
+    e.metadata ??= { filter_metadata: {} };
+    e.metadata.filter_metadata["envoy.transport_socket_match"] = { tlsMode: "istio" };
+  }
+  cluster.transport_socket_matches = [
+    { name: "tlsMode-istio", match: { tlsMode: "istio" }, transport_socket: originateMtlsSocket(certs, to) },
+    { name: "tlsMode-disabled", match: {}, transport_socket: { name: "envoy.transport_sockets.raw_buffer", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } } },
+  ];
+  return cluster;
+}
+
 /** Istio's STRICT peer authentication on a listener: every chain requires a mesh client certificate. */
 export function strictMtls(listener: any, certs: ProxyCerts, protocol: Protocol): any {
   for (const chain of listener.filter_chains) chain.transport_socket = terminateMtls(certs, protocol);
@@ -183,7 +207,7 @@ export function strictMtls(listener: any, certs: ProxyCerts, protocol: Protocol)
 }
 
 /** Terminates mutual TLS on an inbound chain: a client certificate from the mesh root is required. */
-export function terminateMtls(certs: ProxyCerts, protocol: Protocol): any {
+function terminateMtls(certs: ProxyCerts, protocol: Protocol): any {
   return {
     name: TLS_SOCKET,
     typed_config: {
@@ -239,7 +263,7 @@ export interface SidecarOptions {
   servicePort?: number;
   /** Services this sidecar calls: an outbound listener per entry. */
   outbound?: Outbound[];
-  /** The plugin as an HTTP filter on HTTP listeners; null: none (bare Envoy). */
+  /** The plugin as an HTTP filter on HTTP listeners (with these options; the defaults when omitted); null: none (bare Envoy). */
   plugin?: WasmFilterOptions | null;
   /** The plugin as a network filter on TCP listeners; none unless given. */
   networkPlugin?: WasmFilterOptions;
@@ -285,7 +309,7 @@ function listenerFor(protocol: Protocol, name: string, port: number, direction: 
   return httpListener({ name, port, direction, cluster, filters });
 }
 
-/** A loopback sidecar's listeners, clusters and node, on free ports. */
+/** A loopback sidecar's listeners, clusters and node, on free ports unless `ports` fixes them. */
 export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig> {
   const listeners = [];
   const clusters = [];
@@ -299,7 +323,7 @@ export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig
     const listener = listenerFor(protocol, "virtualInbound", inboundPort, "INBOUND", cluster, opts);
     if (opts.certs) {
       listener.listener_filters = [TLS_INSPECTOR];
-      listener.filter_chains = inboundChains(listener.filter_chains[0].name ?? "virtualInbound", undefined, protocol, listener.filter_chains[0].filters, opts.certs);
+      listener.filter_chains = inboundChains("virtualInbound", undefined, protocol, listener.filter_chains[0].filters, opts.certs);
     }
     listeners.push(listener);
     const c = serviceCluster(cluster, { name: w.app, namespace: w.namespace }, [{ port: opts.appPort }]);
@@ -321,11 +345,9 @@ export async function sidecarConfig(opts: SidecarOptions): Promise<SidecarConfig
     clusters.push(c);
   }
   clusters.push(...(opts.clusters ?? []));
-  const node = sidecarNode(w, "127.0.0.1", opts.kind);
-  Object.assign(node.metadata.LABELS as Record<string, string>, opts.labels ?? {});
   return {
     name: opts.name ?? `${w.workload}.${w.namespace}`,
-    node,
+    node: sidecarNode(w, "127.0.0.1", opts.kind, opts.labels),
     listeners,
     clusters,
     inboundPort,
@@ -344,9 +366,4 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     flushOnAdmin: opts.flushOnAdmin,
   });
   return { envoy, inboundPort: config.inboundPort, outboundPorts: config.outboundPorts };
-}
-
-/** The SPIFFE id of a workload whose service account is named after its app (bookinfo's). */
-export function appSpiffeId(w: Workload): string {
-  return spiffeId(w.namespace, w.app);
 }

@@ -7,7 +7,7 @@ export {
   queryResultLine, referencedVariables, substitute, variableOrder, variableQueryExpr, DASHBOARDS_DIR,
   type ClassifiedQuery, type Dashboard, type InstantSample, type TrafficKind,
 } from "../../tools/dashboards/queries.ts";
-export { parsePromQL, walk, functionNames, type Node } from "../../tools/dashboards/promql.ts";
+export { parsePromQL, walk, functionNames, type Matcher, type Node } from "../../tools/dashboards/promql.ts";
 export { chromiumBinary, dumpDom, screenshot, serveStatic, writeDashboardPage } from "../../tools/dashboards/page.ts";
 
 // The demo mesh (make demo).

@@ -28,7 +28,7 @@
 // StatsExpiry (Envoy's stats eviction as Istio configures it); StatsParallel, ParserRegression
 // and ECDS are about Envoy reloading the filter, covered by config-reload.test.ts and
 // ecds.test.ts.
-import { test, describe, before, after } from "node:test";
+import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";

@@ -467,7 +467,9 @@ test("differences from Istio's own sidecars are only the documented gaps", (t) =
   for (const [k, list] of affected) t.diagnostic(`known gap: ${k}: ${KNOWN_GAPS[k]}; e.g. ${list[0]}`);
 });
 
-test("a static page charts the same queries, and headless Chromium renders it", { skip: !chromiumBinary() && "Chromium not installed (apt-get install -y chromium)" }, async (t) => {
+test("a static page charts the same queries, and headless Chromium renders it", async (t) => {
+  // make deps installs Chromium (APT_PACKAGES); a missing browser fails the test, it is not skipped.
+  assert.ok(chromiumBinary(), "Chromium not installed: run make deps (apt-get install -y chromium)");
   const t0 = Date.now();
   const services = (Object.entries(SERVICE_OF) as Array<["http" | "grpc" | "tcp", { name: string; namespace: string }]>).map(([protocol, s]) => ({ host: serviceHost(s), protocol }));
   const page = await writeDashboardPage({ prometheusUrl: mesh.prometheus.url, services, start: window.start - 2, end: window.end, statsAt: window.end, dashboards });

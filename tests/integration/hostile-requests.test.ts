@@ -12,7 +12,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import {
-  freePort, httpListener, httpRequest, sleep, startEnvoy, staticCluster, wasmHttpFilter, type Envoy, type Upstream,
+  freePort, httpListener, httpRequest, startEnvoy, staticCluster, wasmHttpFilter, type Envoy, type Upstream,
 } from "../harness/envoy.ts";
 import { parsePrometheus, select, sum, type Sample } from "../harness/prometheus.ts";
 import { nestedStructBase64, peerMetadataBase64, rawRequest, raiseHeaderLimits, startLargeUpstream } from "../fixtures/hostile.ts";

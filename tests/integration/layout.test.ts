@@ -61,11 +61,10 @@ test("nothing outside bench/ depends on the benchmark", () => {
   assert.deepEqual(bad, []);
 });
 
-test("the harness reaches into tools/ only through tools.ts and the dashboards model's PromQL adapter", () => {
-  const allowed = new Set(["tests/harness/tools.ts", "tests/harness/dashboards/model.ts"]);
+test("the harness reaches into tools/ only through tools.ts", () => {
   const bad: string[] = [];
   for (const [file, targets] of graph) {
-    if (!file.startsWith("tests/harness/") || allowed.has(file)) continue;
+    if (!file.startsWith("tests/harness/") || file === "tests/harness/tools.ts") continue;
     for (const t of targets) if (t.startsWith("tools/")) bad.push(`${file} -> ${t}`);
   }
   assert.deepEqual(bad, []);

@@ -10,9 +10,9 @@
 // certificates, service clusters originate Istio's mTLS. The NETWORK WasmPlugin's filter sits
 // where istiod puts it: in front of tcp_proxy and in front of every HTTP connection manager.
 // Loopback pods (the fallback): the harness's loopback sidecars on explicit 127.0.0.1 ports.
-import { renderTemplate, ROUTER_FILTER, staticCluster, type NodeIdentity } from "../../tests/harness/envoy.ts";
+import { renderTemplate, ROUTER_FILTER, staticCluster } from "../../tests/harness/envoy.ts";
 import {
-  inboundChains, originateMtlsSocket, serviceCluster, serviceHost, sidecarNode, type Endpoint, type ProxyCerts, type SidecarOptions,
+  autoMtls, inboundChains, serviceCluster, serviceHost, sidecarNode, type Endpoint, type ProxyCerts, type SidecarOptions,
 } from "../../tests/harness/sidecars.ts";
 import { filtersFor, type LoadedWasmPlugin } from "../../tests/harness/wasmplugin.ts";
 import { spiffeId } from "../../tests/harness/ca.ts";
@@ -20,32 +20,9 @@ import { outboundClusterName, type PodDef, type ServiceDef, type Topology } from
 
 export const ADMIN_PORT = 15000;
 
-/** Node identity and metadata like istio-agent's, with the pod's extra labels. */
-function meshNode(pod: PodDef, ip: string): NodeIdentity {
-  const node = sidecarNode(pod.workload, ip, pod.kind === "gateway" ? "gateway" : "sidecar");
-  Object.assign(node.metadata.LABELS as Record<string, string>, pod.labels ?? {});
-  return node;
-}
-
 /** A pod as a cluster endpoint. */
 function podEndpoint(address: string, port: number, pod: PodDef): Endpoint {
   return { address, port, workload: pod.workload };
-}
-
-/**
- * Istio's outbound cluster TLS: transport_socket_matches picks mTLS for endpoints labelled
- * tlsMode=istio (every sidecar'd pod), plaintext otherwise.
- */
-function originateMtls(cluster: any, s: ServiceDef, certs: ProxyCerts, serverSans: string[]): any {
-  for (const e of cluster.load_assignment.endpoints.flatMap((x: any) => x.lb_endpoints)) {
-    e.metadata.filter_metadata["envoy.transport_socket_match"] = { tlsMode: "istio" };
-  }
-  const socket = originateMtlsSocket(certs, { service: s, port: s.port, protocol: s.protocol === "tcp" ? "tcp" : "http", serverSans });
-  cluster.transport_socket_matches = [
-    { name: "tlsMode-istio", match: { tlsMode: "istio" }, transport_socket: socket },
-    { name: "tlsMode-disabled", match: {}, transport_socket: { name: "envoy.transport_sockets.raw_buffer", typed_config: { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer" } } },
-  ];
-  return cluster;
 }
 
 /** The SPIFFE ids of the pods behind a service (istiod's service accounts for SAN checks). */
@@ -118,7 +95,7 @@ function serviceClusters(t: Topology, addr: MeshAddressing, certs?: ProxyCerts):
       s,
       t.pods.filter((p) => p.service === s.name).map((p) => podEndpoint(addr.podIp(p.key), s.port, p)),
     );
-    return certs ? originateMtls(c, s, certs, serviceSans(t, s)) : c;
+    return certs ? autoMtls(c, certs, { service: s, port: s.port, protocol: s.protocol === "tcp" ? "tcp" : "http", serverSans: serviceSans(t, s) }) : c;
   });
 }
 
@@ -206,7 +183,7 @@ export function podBootstrap(t: Topology, pod: PodDef, addr: MeshAddressing, plu
     );
   }
 
-  const node = meshNode(pod, addr.podIp(pod.key));
+  const node = sidecarNode(pod.workload, addr.podIp(pod.key), pod.kind, pod.labels);
   const bootstrap = renderTemplate("bootstrap.yaml", {
     NODE_ID: node.id,
     NODE_CLUSTER: node.cluster,

@@ -14,7 +14,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, httpRequest, sleep, type Envoy } from "../../tests/harness/envoy.ts";
-import { startSidecar } from "../../tests/harness/sidecars.ts";
+import { serviceHost, startSidecar } from "../../tests/harness/sidecars.ts";
 import { startPrometheus, type PrometheusServer } from "../../tests/harness/prometheus-server.ts";
 import type { Zipkin } from "../../tests/harness/zipkin.ts";
 import { startApp, type AppProcess } from "./apps.ts";
@@ -244,7 +244,7 @@ async function startContainerMesh(mesh: Mesh): Promise<void> {
   const hosts = (pod: PodDef) => [
     "127.0.0.1 localhost",
     `${podIp(pod.key)} ${pod.workload.workload}`,
-    ...t.services.map((s) => `${serviceIp(s.name)} ${s.name} ${s.name}.${s.namespace} ${s.name}.${s.namespace}.svc ${s.name}.${s.namespace}.svc.cluster.local`),
+    ...t.services.map((s) => `${serviceIp(s.name)} ${s.name} ${s.name}.${s.namespace} ${s.name}.${s.namespace}.svc ${serviceHost(s)}`),
   ];
   for (const [i, def] of t.pods.entries()) {
     const netns = `${prefix}-${def.key}`;

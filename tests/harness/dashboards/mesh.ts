@@ -20,11 +20,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { httpRequest, sleep, startUpstream, type Envoy, type Upstream } from "../envoy.ts";
-import { serviceHost, startSidecar, type Protocol, type Sidecar, type Workload } from "../sidecars.ts";
+import { serviceHost, startSidecar, type Protocol, type ServiceRef, type Sidecar, type Workload } from "../sidecars.ts";
 import { createMeshCa, issueWorkloadCert, type WorkloadCert } from "../ca.ts";
 import { startPrometheus, type PrometheusServer } from "../prometheus-server.ts";
 import { parsePrometheus, select } from "../prometheus.ts";
-import { type Flow, type RequestClass, type ServiceDef } from "./model.ts";
+import { type Flow, type RequestClass } from "./model.ts";
 
 export const WORKLOADS = {
   productpage: { workload: "productpage-v1", namespace: "bookinfo", app: "productpage", version: "v1" },
@@ -38,7 +38,7 @@ export const SERVICES = {
   reviews: { name: "reviews", namespace: "bookinfo" },
   ratings: { name: "ratings", namespace: "bookinfo" },
   mongodb: { name: "mongodb", namespace: "db" },
-} satisfies Record<string, ServiceDef>;
+} satisfies Record<string, ServiceRef>;
 
 /** The service each protocol's traffic goes to. */
 export const SERVICE_OF = { http: SERVICES.reviews, grpc: SERVICES.ratings, tcp: SERVICES.mongodb } as const;

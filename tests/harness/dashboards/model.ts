@@ -3,17 +3,11 @@
 // its per-second rate, and histogram buckets from the latencies and sizes sent), and a small
 // evaluator runs the parsed query (tools/dashboards/promql.ts) over them. The test compares
 // Prometheus's answer on the plugin's real metrics with this answer, series by series.
-import type { Node, Matcher } from "../../../tools/dashboards/promql.ts";
-import type { Workload } from "../sidecars.ts";
-import { serviceHost } from "../sidecars.ts";
+import type { Matcher, Node } from "../tools.ts";
+import { serviceHost, type ServiceRef, type Workload } from "../sidecars.ts";
 
 /** Envoy's default histogram buckets, which the plugin's histograms use. */
 export const ENVOY_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
-
-export interface ServiceDef {
-  name: string;
-  namespace: string;
-}
 
 
 /** One kind of request a flow sends, at a steady rate. */
@@ -32,7 +26,7 @@ export interface Flow {
   protocol: "http" | "grpc" | "tcp";
   source: Workload;
   destination: Workload;
-  service: ServiceDef;
+  service: ServiceRef;
   mtls: boolean;
   requests?: RequestClass[];
   /** TCP: bytes per second from the client (received by the proxies) and back (sent). */
