@@ -6,6 +6,8 @@
 // durations as JSON text "1.250s"); readListResult takes either. Input from the host is still
 // checked: a malformed buffer yields `false`, never a trap.
 
+import { WIRE_I64, WIRE_LEN, WIRE_VARINT, WireReader } from "../proto/wire";
+
 export const enum SlotKind {
   Missing = 0,
   Null = 1,
@@ -110,74 +112,45 @@ export function readPairs(ptr: usize, size: usize, out: ListSlots): bool {
   return true;
 }
 
-// Reads a varint at p (below end); returns the new position, or 0 when malformed. The value
-// goes to VARINT.
-let varint: u64 = 0;
+// Two readers allocated once: the list, and the element being read.
+const listReader = new WireReader();
+const valueReader = new WireReader();
 
-function readVarint(p: usize, end: usize): usize {
-  let result: u64 = 0;
-  let shift: u64 = 0;
-  while (p < end && shift < 64) {
-    const b = load<u8>(p++);
-    result |= (<u64>(b & 0x7f)) << shift;
-    if ((b & 0x80) == 0) {
-      varint = result;
-      return p;
-    }
-    shift += 7;
-  }
-  return 0;
-}
-
-// Skips one field of wire type `wire` at p; returns the new position or 0.
-function skipField(wire: u32, p: usize, end: usize): usize {
-  if (wire == 0) return readVarint(p, end);
-  if (wire == 1) return end - p >= 8 ? p + 8 : 0;
-  if (wire == 5) return end - p >= 4 ? p + 4 : 0;
-  if (wire == 2) {
-    const q = readVarint(p, end);
-    if (q == 0 || <u64>(end - q) < varint) return 0;
-    return q + <usize>varint;
-  }
-  return 0;
-}
-
-// One google.protobuf.Value (its bytes in [p, end)) into slot i.
-function readValue(p: usize, end: usize, out: ListSlots, i: i32): bool {
+// One google.protobuf.Value (its bytes in [start, end)) into slot i.
+function readValue(start: usize, end: usize, out: ListSlots, i: i32): bool {
+  const r = valueReader.reset(start, end);
   let kind = SlotKind.Null;
-  while (p < end) {
-    const q = readVarint(p, end);
-    if (q == 0) return false;
-    const field = <u32>(varint >> 3);
-    const wire = <u32>(varint & 7);
-    p = q;
-    if (field == 2 && wire == 1) {
-      if (end - p < 8) return false;
+  while (r.more()) {
+    const key = r.key();
+    if (r.failed) return false;
+    const field = key >> 3;
+    const wire = key & 7;
+    if (field == 2 && wire == WIRE_I64) {
+      const at = r.pos;
+      r.advance(8);
+      if (r.failed) return false;
       kind = SlotKind.Number;
-      out.numbers[i] = load<f64>(p);
-      p += 8;
-    } else if (field == 3 && wire == 2) {
-      const s = readVarint(p, end);
-      if (s == 0 || <u64>(end - s) < varint) return false;
+      out.numbers[i] = load<f64>(at);
+    } else if (field == 3 && wire == WIRE_LEN) {
+      const stop = r.lengthEnd();
+      if (r.failed) return false;
       kind = SlotKind.String;
-      out.starts[i] = s;
-      out.lengths[i] = <u32>varint;
-      p = s + <usize>varint;
-    } else if (field == 4 && wire == 0) {
-      p = readVarint(p, end);
-      if (p == 0) return false;
+      out.starts[i] = r.pos;
+      out.lengths[i] = <u32>(stop - r.pos);
+      r.pos = stop;
+    } else if (field == 4 && wire == WIRE_VARINT) {
+      const flag = r.varint();
       kind = SlotKind.Bool;
-      out.numbers[i] = varint != 0 ? 1 : 0;
-    } else if (field == 1 && wire == 0) {
-      p = readVarint(p, end);
-      if (p == 0) return false;
+      out.numbers[i] = flag != 0 ? 1 : 0;
+    } else if (field == 1 && wire == WIRE_VARINT) {
+      r.varint();
       kind = SlotKind.Null;
     } else {
-      p = skipField(wire, p, end);
-      if (p == 0) return false;
+      r.skip(wire);
       kind = SlotKind.Other;
     }
   }
+  if (r.failed) return false;
   out.kinds[i] = <u8>kind;
   return true;
 }
@@ -188,29 +161,23 @@ function readValue(p: usize, end: usize, out: ListSlots, i: i32): bool {
  */
 export function readListValue(ptr: usize, size: usize, out: ListSlots): bool {
   out.count = 0;
-  let p = ptr;
-  const end = ptr + size;
-  while (p < end) {
-    const q = readVarint(p, end);
-    if (q == 0) return false;
-    const field = <u32>(varint >> 3);
-    const wire = <u32>(varint & 7);
-    p = q;
-    if (field == 1 && wire == 2) {
-      const s = readVarint(p, end);
-      if (s == 0 || <u64>(end - s) < varint) return false;
-      const e = s + <usize>varint;
+  const r = listReader.reset(ptr, ptr + size);
+  while (r.more()) {
+    const key = r.key();
+    if (r.failed) return false;
+    if (key >> 3 == 1 && (key & 7) == WIRE_LEN) {
+      const stop = r.lengthEnd();
+      if (r.failed) return false;
       if (out.count < out.capacity) {
-        if (!readValue(s, e, out, out.count)) return false;
+        if (!readValue(r.pos, stop, out, out.count)) return false;
         out.count++;
       }
-      p = e;
+      r.pos = stop;
     } else {
-      p = skipField(wire, p, end);
-      if (p == 0) return false;
+      r.skip(key & 7);
     }
   }
-  return true;
+  return !r.failed;
 }
 
 /**

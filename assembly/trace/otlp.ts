@@ -9,6 +9,7 @@
 // hot-path rule of ../text/join.ts).
 // Pure, so it is unit tested without a proxy.
 import { Span, SpanKind } from "./span";
+import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, WireReader } from "../proto/wire";
 
 /** What every span of a batch shares: the OTLP resource (this proxy's workload). */
 export class OtlpResource {
@@ -24,12 +25,6 @@ export const SCOPE_NAME = "mesh-telemetry-wasm";
 
 /** Longest string value written, in UTF-16 code units; longer ones are cut (a hostile path must not make a batch huge). */
 export const MAX_STRING_UNITS = 1024;
-
-// Wire types.
-const VARINT: u32 = 0;
-const I64: u32 = 1;
-const LEN: u32 = 2;
-const I32: u32 = 5;
 
 // Span.SpanKind and Status.StatusCode values; Span.flags bits.
 const KIND_SERVER: u64 = 2;
@@ -122,23 +117,23 @@ class ProtoWriter {
 
   /** The tag and length of a length-delimited field whose payload follows. */
   lenHeader(field: u32, payload: i32): void {
-    this.tag(field, LEN);
+    this.tag(field, WIRE_LEN);
     this.varint(<u64>payload);
   }
 
   varintField(field: u32, v: u64): void {
-    this.tag(field, VARINT);
+    this.tag(field, WIRE_VARINT);
     this.varint(v);
   }
 
   fixed64Field(field: u32, v: u64): void {
-    this.tag(field, I64);
+    this.tag(field, WIRE_I64);
     if (!this.measuring) store<u64>(this.base + <usize>this.pos, v); // wasm is little-endian, as protobuf's fixed64
     this.pos += 8;
   }
 
   fixed32Field(field: u32, v: u32): void {
-    this.tag(field, I32);
+    this.tag(field, WIRE_I32);
     if (!this.measuring) store<u32>(this.base + <usize>this.pos, v);
     this.pos += 4;
   }
@@ -339,71 +334,30 @@ export function encodeTraceRequest(resource: OtlpResource, spans: Span[], count:
  * such a message (garbage); 0 for an empty body (full success).
  */
 export function rejectedSpans(body: ArrayBuffer): i64 {
-  const r = new ProtoReader(body);
+  const start = changetype<usize>(body);
+  const r = answerReader.reset(start, start + <usize>body.byteLength);
   let rejected: i64 = 0;
   while (r.more()) {
-    const key = r.varint();
+    const key = r.key();
     if (r.failed) return -1;
-    const field = <u32>(key >> 3);
-    const wire = <u32>(key & 7);
-    if (field == 1 && wire == LEN) {
-      const end = r.lengthEnd();
-      if (r.failed) return -1;
-      while (r.pos < end) {
-        const inner = r.varint();
-        if (r.failed) return -1;
-        if (<u32>(inner >> 3) == 1 && <u32>(inner & 7) == VARINT) {
-          rejected = <i64>r.varint();
-        } else r.skip(<u32>(inner & 7), end);
-        if (r.failed || r.pos > end) return -1;
+    if (key >> 3 == 1 && (key & 7) == WIRE_LEN) {
+      // partial_success: its fields must end where it does.
+      const stop = r.lengthEnd();
+      const bodyEnd = r.end;
+      r.end = stop;
+      while (r.more()) {
+        const inner = r.key();
+        if (inner >> 3 == 1 && (inner & 7) == WIRE_VARINT) rejected = <i64>r.varint();
+        else if (!r.failed) r.skip(inner & 7);
       }
+      r.end = bodyEnd;
     } else {
-      r.skip(wire, body.byteLength);
-      if (r.failed) return -1;
+      r.skip(key & 7);
     }
+    if (r.failed) return -1;
   }
   return rejected < 0 ? -1 : rejected;
 }
 
-// A bounds-checked protobuf reader for the collector's answer (which this VM does not trust).
-class ProtoReader {
-  pos: i32 = 0;
-  failed: bool = false;
-
-  constructor(readonly buf: ArrayBuffer) {}
-
-  more(): bool {
-    return !this.failed && this.pos < this.buf.byteLength;
-  }
-
-  varint(): u64 {
-    let v: u64 = 0;
-    for (let shift: u64 = 0; shift < 70; shift += 7) {
-      if (this.pos >= this.buf.byteLength) break;
-      const b = <u64>load<u8>(changetype<usize>(this.buf) + <usize>this.pos);
-      this.pos++;
-      v |= (b & 0x7f) << shift;
-      if (b < 0x80) return v;
-    }
-    this.failed = true;
-    return 0;
-  }
-
-  lengthEnd(): i32 {
-    const len = this.varint();
-    if (this.failed || len > <u64>(this.buf.byteLength - this.pos)) {
-      this.failed = true;
-      return 0;
-    }
-    return this.pos + <i32>len;
-  }
-
-  skip(wire: u32, limit: i32): void {
-    if (wire == VARINT) this.varint();
-    else if (wire == I64) this.pos += 8;
-    else if (wire == I32) this.pos += 4;
-    else if (wire == LEN) this.pos = this.lengthEnd();
-    else this.failed = true;
-    if (this.pos > limit) this.failed = true;
-  }
-}
+// The collector's answer is read once per export, by one reader allocated once.
+const answerReader = new WireReader();
