@@ -96,7 +96,7 @@ export class AttributeReader {
   private token: ArrayBuffer | null = null;
   private readonly paths: StaticArray<ArrayBuffer>;
 
-  constructor(readonly inbound: bool) {
+  constructor(inbound: bool) {
     this.paths = inbound ? INBOUND_PATHS : OUTBOUND_PATHS;
     const text = String.UTF8.encode(inbound ? INBOUND_EXPR : OUTBOUND_EXPR);
     const token = callForeign(EXPR_CREATE, changetype<usize>(text), text.byteLength);

@@ -111,6 +111,9 @@ export class Labels {
   private localWorkload: i32 = 0;
   private localNamespace: i32 = 0;
   private localService: i32 = 0;
+  // destination_service of the block_all and allow_any routes, interned once.
+  private blackHole: i32 = 0;
+  private passthrough: i32 = 0;
   private flagIds: Map<u64, i32> = new Map();
   private spiffeNamespaces: Map<i32, i32> = new Map();
   private endpointIds: Map<string, i32> = new Map();
@@ -136,6 +139,8 @@ export class Labels {
     this.localWorkload = this.workloadId(w);
     this.localNamespace = this.strings.id(orUnknown(w.namespace));
     this.localService = this.strings.id(orUnknown(w.canonicalService));
+    this.blackHole = this.strings.id("BlackHoleCluster");
+    this.passthrough = this.strings.id("PassthroughCluster");
   }
 
   /** Interns a decoded peer's labels into its cache entry, once. */
@@ -170,8 +175,8 @@ export class Labels {
     if (route !== null && route == "allow_any") return true;
     const cluster = u.cluster;
     if (cluster === null) return false;
-    if (isPassthroughOrBlackhole(cluster)) return true;
-    return this.clusterEntry(cluster).external;
+    const entry = this.clusterEntry(cluster);
+    return entry.special || entry.external;
   }
 
   /** The downstream connection is mutual TLS (the caller presented a verified certificate). */
@@ -304,9 +309,9 @@ export class Labels {
       const route = upstream.route;
       const cluster = upstream.cluster;
       if (route !== null && route == "block_all") {
-        name = this.strings.id("BlackHoleCluster");
+        name = this.blackHole;
       } else if (route !== null && route == "allow_any") {
-        name = this.strings.id("PassthroughCluster");
+        name = this.passthrough;
       } else if (cluster !== null) {
         entry = this.clusterEntry(cluster);
       }

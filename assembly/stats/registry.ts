@@ -51,10 +51,6 @@ export class SeriesCache {
     readonly maxSeries: i32,
   ) {}
 
-  get size(): i32 {
-    return this.ids.size;
-  }
-
   /** Metric ids of a tuple seen before, or null. */
   get(key: string): StaticArray<i64> | null {
     return this.ids.has(key) ? this.ids.get(key) : null;
